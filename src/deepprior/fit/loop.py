@@ -1,0 +1,293 @@
+"""The one fit loop: θ* = argmin_θ loss(A P_θ(), y) + λ R(P_θ()).
+
+Everything — DIP, deep decoders, classical TV/wavelet baselines, and later the MRI methods —
+is a (operator, parameterization, loss, callbacks) tuple handed to :func:`fit`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field, fields
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError, DivergenceError
+from ..metrics import psnr
+from ..operators.base import Operator
+from ..params import Parameterization
+
+LOSSES = ("mse", "l1")
+
+
+@dataclass
+class FitConfig:
+    """Optimisation settings of :func:`fit` (presets fill these in).
+
+    ``ema``: weight of the exponential moving average of the outputs (None disables it).
+    ``backtrack``: every ``backtrack_every`` steps compare the data fit with the last check;
+    if it got worse by more than ``backtrack_db`` dB (or any loss is non-finite), restore the
+    last good parameters, optimizer state, BatchNorm statistics and EMA, scale the learning rate
+    by ``backtrack_lr_factor`` and go on; after ``max_backtracks`` restores raise
+    :class:`~deepprior.errors.DivergenceError`.
+    """
+
+    iters: int = 3000
+    lr: float = 0.01
+    optimizer: str = "adam"
+    lr_schedule: str | None = None  # None | "step" | "cosine"
+    lr_step: int = 2000
+    lr_gamma: float = 0.5
+    ema: float | None = 0.99
+    backtrack: bool = True
+    backtrack_every: int = 100
+    backtrack_db: float = 5.0
+    backtrack_lr_factor: float = 1.0
+    max_backtracks: int = 20
+    loss: str = "mse"
+    reg_weight: float = 0.0
+
+    def __post_init__(self):
+        if not (isinstance(self.iters, int) and self.iters >= 1):
+            raise ConfigError(f"iters must be a positive integer, got {self.iters}")
+        if not self.lr > 0:
+            raise ConfigError(f"learning rate must be > 0, got {self.lr}")
+        if self.optimizer not in ("adam", "lbfgs"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose adam or lbfgs")
+        if self.lr_schedule not in (None, "step", "cosine"):
+            raise ConfigError(f"unknown lr schedule {self.lr_schedule!r}; choose step, cosine or none")
+        if self.ema is not None and not 0 <= self.ema < 1:
+            raise ConfigError(f"ema weight must be in [0, 1), got {self.ema}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.reg_weight < 0:
+            raise ConfigError(f"regularizer weight must be ≥ 0, got {self.reg_weight}")
+
+    def replace(self, **changes) -> "FitConfig":
+        known = {f.name for f in fields(self)}
+        bad = set(changes) - known
+        if bad:
+            raise ConfigError(f"unknown fit option(s) {', '.join(sorted(bad))}")
+        return FitConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **changes})
+
+
+@dataclass
+class FitState:
+    """What callbacks see after each step. Setting ``stop = True`` ends the fit."""
+
+    it: int
+    iters: int
+    x: Tensor | None = None
+    ema: Tensor | None = None
+    loss: float = math.nan
+    history: dict[str, list] = field(default_factory=dict)
+    param: Parameterization | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    elapsed: float = 0.0
+    stop: bool = False
+    backtracks: int = 0
+    gt: Tensor | None = None
+    selected: Tensor | None = None  # an iterate chosen by a callback (e.g. early stopping)
+    selected_iter: int | None = None
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`.
+
+    ``image``: the last iterate; ``ema``: the moving average of the outputs; ``best``/
+    ``best_iter``: the iterate with the highest PSNR against ``gt`` (an oracle, for diagnostics
+    only — None without ground truth); ``selected``: the iterate a callback picked without
+    ground truth, if any. ``history`` holds per-iteration lists (``loss``, ``data``, ``reg``,
+    ``lr``, ``time`` and, with ``gt``, ``psnr``/``psnr_ema``).
+    """
+
+    image: Tensor
+    ema: Tensor | None
+    history: dict[str, list]
+    iters_run: int
+    seconds: float
+    backtracks: int = 0
+    best: Tensor | None = None
+    best_iter: int | None = None
+    selected: Tensor | None = None
+    selected_iter: int | None = None
+
+    @property
+    def output(self) -> Tensor:
+        """The image to deliver: a callback's selection, else the EMA, else the last iterate."""
+        if self.selected is not None:
+            return self.selected
+        return self.ema if self.ema is not None else self.image
+
+
+class Callback:
+    """Hooks into :func:`fit`; override what you need."""
+
+    def on_fit_start(self, state: FitState) -> None: ...
+
+    def on_step_end(self, state: FitState) -> None: ...
+
+    def on_backtrack(self, state: FitState) -> None: ...
+
+    def on_fit_end(self, state: FitState) -> None: ...
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``'auto'`` → CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    d = torch.device(device)
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return d
+
+
+def _loss_fn(name: str) -> Callable[[Tensor, Tensor], Tensor]:
+    if name == "mse":
+        return lambda a, b: torch.mean(torch.abs(a - b) ** 2) if a.is_complex() else torch.mean((a - b) ** 2)
+    return lambda a, b: torch.mean(torch.abs(a - b))
+
+
+def _snapshot(param: nn.Module, opt, sched, ema):
+    return (copy.deepcopy(param.state_dict()), copy.deepcopy(opt.state_dict()),
+            None if sched is None else copy.deepcopy(sched.state_dict()), None if ema is None else ema.clone())
+
+
+def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfig | None = None, *,
+        regularizer: nn.Module | None = None, gt: Tensor | None = None,
+        callbacks: Sequence[Callback] = ()) -> FitResult:
+    """Fit ``param`` so that ``operator(param())`` matches the measurement ``y``.
+
+    Parameters
+    ----------
+    param : the parameterization (:class:`~deepprior.params.DIP` or :class:`~deepprior.params.Pixels`),
+        already on the device of ``y``.
+    operator : forward model A.
+    y : measurement, same device.
+    config : optimisation settings.
+    regularizer : optional R(x), weighted by ``config.reg_weight``.
+    gt : optional ground truth in [0, 1] for PSNR tracking (never used by the optimisation).
+    callbacks : hooks called after every step.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from deepprior.operators import Identity
+    >>> from deepprior.params import Pixels
+    >>> y = torch.full((1, 1, 8, 8), 0.5)
+    >>> r = fit(Pixels(torch.zeros_like(y)), Identity(), y, FitConfig(iters=200, lr=0.05, ema=None))
+    >>> abs(r.image.mean().item() - 0.5) < 1e-2
+    True
+    """
+    cfg = config or FitConfig()
+    loss_fn = _loss_fn(cfg.loss)
+    params = [p for p in param.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the parameterization has no trainable parameters")
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.lr)
+    else:
+        opt = torch.optim.LBFGS(params, lr=cfg.lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+    sched = None
+    if cfg.lr_schedule == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
+    elif cfg.lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.iters)
+
+    hist: dict[str, list] = {k: [] for k in ("loss", "data", "reg", "lr", "time")}
+    if gt is not None:
+        hist["psnr"], hist["psnr_ema"] = [], []
+    state = FitState(it=0, iters=cfg.iters, history=hist, param=param, optimizer=opt, gt=gt)
+    for cb in callbacks:
+        cb.on_fit_start(state)
+
+    ema: Tensor | None = None
+    best, best_iter, best_psnr = None, None, -math.inf
+    good = _snapshot(param, opt, sched, ema) if cfg.backtrack else None
+    last_check_loss = math.inf
+    t0 = time.perf_counter()
+    out: dict[str, Tensor] = {}
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        x = param()
+        data = loss_fn(operator(x), y)
+        reg = cfg.reg_weight * regularizer(x) if regularizer is not None and cfg.reg_weight else x.new_zeros(())
+        total = data + reg
+        total.backward()
+        out.update(x=x.detach(), data=data.detach(), reg=reg.detach(), total=total.detach())
+        return total
+
+    it = 0
+    while it < cfg.iters:
+        if cfg.optimizer == "adam":
+            closure()
+            finite = bool(torch.isfinite(out["total"]))
+            if finite:
+                opt.step()
+        else:
+            opt.step(closure)
+            finite = bool(torch.isfinite(out["total"]))
+        total = float(out["total"])
+
+        diverged = not finite
+        if cfg.backtrack and finite and (it + 1) % cfg.backtrack_every == 0:
+            # A data-fit PSNR drop of more than backtrack_db dB since the last check = divergence.
+            if total > last_check_loss * 10 ** (cfg.backtrack_db / 10):
+                diverged = True
+            else:
+                good = _snapshot(param, opt, sched, ema)
+                last_check_loss = total
+        if diverged:
+            if not cfg.backtrack:
+                raise DivergenceError(f"loss became {total} at iteration {it}; enable backtracking or lower the learning rate")
+            state.backtracks += 1
+            if state.backtracks > cfg.max_backtracks:
+                raise DivergenceError(
+                    f"the fit diverged {state.backtracks - 1} times (last at iteration {it}); lower the learning rate")
+            p_sd, o_sd, s_sd, e = copy.deepcopy(good)
+            param.load_state_dict(p_sd)
+            opt.load_state_dict(o_sd)
+            if sched is not None and s_sd is not None:
+                sched.load_state_dict(s_sd)
+            for g in opt.param_groups:
+                g["lr"] *= cfg.backtrack_lr_factor
+            ema = e
+            for cb in callbacks:
+                cb.on_backtrack(state)
+            continue  # redo this iteration from the restored state; the bad output is not recorded
+        if sched is not None:
+            sched.step()
+
+        x = out["x"]
+        if cfg.ema is not None:
+            ema = x.clone() if ema is None else ema.mul_(cfg.ema).add_(x, alpha=1 - cfg.ema)
+        hist["loss"].append(total)
+        hist["data"].append(float(out["data"]))
+        hist["reg"].append(float(out["reg"]))
+        hist["lr"].append(opt.param_groups[0]["lr"])
+        hist["time"].append(time.perf_counter() - t0)
+        if gt is not None:
+            p = psnr(x, gt)
+            hist["psnr"].append(p)
+            hist["psnr_ema"].append(psnr(ema, gt) if ema is not None else p)
+            if p > best_psnr:
+                best_psnr, best, best_iter = p, x.clone(), it
+
+        state.it, state.x, state.ema, state.loss = it, x, ema, total
+        state.elapsed = hist["time"][-1]
+        for cb in callbacks:
+            cb.on_step_end(state)
+        it += 1
+        if state.stop:
+            break
+
+    for cb in callbacks:
+        cb.on_fit_end(state)
+    return FitResult(image=out["x"], ema=ema, history=hist, iters_run=it, seconds=time.perf_counter() - t0,
+                     backtracks=state.backtracks, best=best, best_iter=best_iter, selected=state.selected,
+                     selected_iter=state.selected_iter)

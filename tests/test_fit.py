@@ -1,0 +1,194 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import smooth_image
+from deepprior import denoise
+from deepprior.errors import ConfigError, DivergenceError
+from deepprior.fit import Callback, FitConfig, fit
+from deepprior.metrics import psnr
+from deepprior.nets import build_net, make_code
+from deepprior.operators import Identity, Mask
+from deepprior.params import DIP, Pixels
+from deepprior.regularizers import TV
+from deepprior.tasks import add_noise, denoise_problem, solve, to_tensor
+
+SMALL_SKIP = {"name": "skip", "channels_down": [16] * 4, "channels_up": [16] * 4, "channels_skip": [4] * 4,
+              "upsample_mode": "bilinear"}
+SMALL_PRESET = {"net": SMALL_SKIP, "code": {"kind": "noise", "channels": 8, "scale": 0.1}, "reg_noise_std": 1 / 30,
+                "fit": {"iters": 250, "lr": 0.01, "ema": 0.99, "backtrack": True}}
+
+
+def _noisy_case(sigma=25 / 255, c=1, seed=0):
+    clean = to_tensor(smooth_image(32, 32, c, seed))
+    return clean, add_noise(clean, sigma, seed=seed)
+
+
+def test_dip_denoising_raises_psnr():
+    clean, noisy = _noisy_case()
+    r = solve(denoise_problem(noisy, clean, sigma=25 / 255), preset=SMALL_PRESET, seed=0, device="cpu")
+    base = psnr(noisy, clean)
+    assert r.metrics["psnr"] > base + 4.0, (base, r.metrics)
+    # The history is per iteration and the EMA is what is delivered.
+    assert len(r.fit.history["psnr"]) == 250 and r.fit.iters_run == 250
+    assert torch.equal(r.fit.output, r.fit.ema)
+
+
+def test_dip_is_seeded():
+    clean, noisy = _noisy_case()
+    p = denoise_problem(noisy, clean)
+    a = solve(p, preset=SMALL_PRESET, seed=3, device="cpu", iters=5)
+    b = solve(p, preset=SMALL_PRESET, seed=3, device="cpu", iters=5)
+    c = solve(p, preset=SMALL_PRESET, seed=4, device="cpu", iters=5)
+    assert np.array_equal(a.image, b.image)
+    assert not np.array_equal(a.image, c.image)
+
+
+@pytest.mark.parametrize("method", ["tv", "tv-aniso", "wavelet"])
+def test_classical_baselines_raise_psnr(method):
+    clean, noisy = _noisy_case(c=3)
+    r = solve(denoise_problem(noisy, clean, sigma=25 / 255), method=method, device="cpu")
+    assert r.metrics["psnr"] > psnr(noisy, clean) + 3.0, r.metrics
+
+
+def test_tv_inpainting_fills_holes():
+    clean = to_tensor(smooth_image(32, 32, 1))
+    mask = (torch.rand(32, 32, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    from deepprior.tasks import inpaint_problem
+
+    p = inpaint_problem(clean, mask, clean)
+    r = solve(p, method="tv", device="cpu")
+    assert r.metrics["psnr"] > psnr(p.degraded, clean) + 10
+
+
+def test_ema_matches_manual():
+    y = torch.rand(1, 1, 4, 4)
+    seen = []
+
+    class Grab(Callback):
+        def on_step_end(self, state):
+            seen.append(state.x.clone())
+
+    r = fit(Pixels(torch.zeros_like(y)), Identity(), y, FitConfig(iters=20, lr=0.1, ema=0.9, backtrack=False),
+            callbacks=[Grab()])
+    ema = seen[0]
+    for x in seen[1:]:
+        ema = 0.9 * ema + 0.1 * x
+    assert torch.allclose(r.ema, ema, atol=1e-6)
+
+
+def test_callback_can_stop():
+    class StopAt(Callback):
+        def on_step_end(self, state):
+            state.stop = state.it == 6
+
+    r = fit(Pixels(torch.zeros(1, 1, 4, 4)), Identity(), torch.ones(1, 1, 4, 4), FitConfig(iters=100, ema=None),
+            callbacks=[StopAt()])
+    assert r.iters_run == 7 and len(r.history["loss"]) == 7
+
+
+def test_lbfgs_converges_on_tv_denoising():
+    clean, noisy = _noisy_case()
+    cfg = FitConfig(iters=30, lr=1.0, optimizer="lbfgs", ema=None, backtrack=False, reg_weight=0.05)
+    r = fit(Pixels(noisy), Identity(), noisy, cfg, regularizer=TV(), gt=clean)
+    assert r.history["loss"][-1] < r.history["loss"][0]
+    assert psnr(r.image, clean) > psnr(noisy, clean) + 2
+
+
+class _NaNAt(torch.nn.Module):
+    """Wraps a parameterization and returns NaN at chosen calls: fault injection."""
+
+    def __init__(self, inner, bad_calls):
+        super().__init__()
+        self.inner, self.bad, self.calls = inner, set(bad_calls), 0
+
+    def forward(self, perturb=True):
+        self.calls += 1
+        x = self.inner(perturb)
+        return x * float("nan") if self.calls in self.bad else x
+
+
+def _tiny_dip(seed=0):
+    torch.manual_seed(seed)
+    net = build_net("skip", 4, 1, channels_down=[8] * 3, channels_up=[8] * 3, channels_skip=[2] * 3)
+    z = make_code("noise", 4, net.code_size(16, 16), generator=torch.Generator().manual_seed(seed))
+    return DIP(net, z, (16, 16))
+
+
+def test_backtracking_restores_after_nan():
+    y = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    param = _NaNAt(_tiny_dip(), bad_calls={15})
+    backtracks = []
+
+    class Seen(Callback):
+        def on_backtrack(self, state):
+            backtracks.append(state.it)
+
+    r = fit(param, Identity(), y, FitConfig(iters=30, lr=0.01, backtrack_every=10), callbacks=[Seen()])
+    assert r.backtracks == 1 and backtracks
+    assert r.iters_run == 30 and all(math.isfinite(v) for v in r.history["loss"])
+    assert torch.isfinite(r.image).all() and torch.isfinite(r.ema).all()
+
+
+def test_backtracking_restores_optimizer_and_batchnorm_state():
+    """After a restore, parameters, Adam moments and BN running stats equal the snapshot."""
+    y = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    inner = _tiny_dip()
+    snapshots = {}
+
+    class Spy(Callback):
+        def on_step_end(self, state):
+            if state.it == 9:  # the snapshot is taken after step index 9 (every 10)
+                snapshots["param"] = {k: v.clone() for k, v in state.param.state_dict().items()}
+                st = state.optimizer.state_dict()["state"]
+                snapshots["exp_avg"] = [s["exp_avg"].clone() for s in st.values()]
+
+        def on_backtrack(self, state):
+            sd = state.param.state_dict()
+            snapshots["same_params"] = all(torch.equal(sd[k], v) for k, v in snapshots["param"].items())
+            st = state.optimizer.state_dict()["state"]
+            snapshots["same_adam"] = all(torch.equal(s["exp_avg"], e) for s, e in zip(st.values(), snapshots["exp_avg"]))
+
+    param = _NaNAt(inner, bad_calls={14})
+    fit(param, Identity(), y, FitConfig(iters=20, backtrack_every=10), callbacks=[Spy()])
+    assert snapshots["same_params"] and snapshots["same_adam"]
+    assert any("running_mean" in k for k in snapshots["param"])  # BN statistics are part of the snapshot
+
+
+def test_divergence_gives_up_with_clear_error():
+    y = torch.rand(1, 1, 16, 16)
+    param = _NaNAt(_tiny_dip(), bad_calls=set(range(1, 1000)))
+    with pytest.raises(DivergenceError, match="diverged"):
+        fit(param, Identity(), y, FitConfig(iters=10, max_backtracks=3))
+
+
+def test_fit_config_validation():
+    for bad in ({"iters": 0}, {"lr": -1}, {"optimizer": "sgd"}, {"ema": 1.5}, {"loss": "huber"}, {"lr_schedule": "x"}):
+        with pytest.raises(ConfigError):
+            FitConfig(**bad)
+    with pytest.raises(ConfigError, match="unknown fit option"):
+        FitConfig().replace(foo=1)
+
+
+def test_inpainting_loss_ignores_missing_pixels():
+    """The data term only sees known pixels: changing hidden pixels of y changes nothing."""
+    y = torch.rand(1, 1, 8, 8)
+    m = torch.zeros(8, 8)
+    m[:, :4] = 1
+    op = Mask(m)
+    y2 = y.clone()
+    y2[..., 4:] = 0.123
+    r1 = fit(Pixels(torch.zeros_like(y)), op, op(y), FitConfig(iters=5, ema=None))
+    r2 = fit(Pixels(torch.zeros_like(y)), op, op(y2), FitConfig(iters=5, ema=None))
+    assert torch.equal(r1.image, r2.image)
+
+
+def test_api_one_liner_grayscale_and_rgb():
+    clean, noisy = _noisy_case(c=3)
+    img = noisy[0].permute(1, 2, 0).clamp(0, 1).numpy()
+    r = denoise(img, sigma=25 / 255, preset=SMALL_PRESET, iters=3, device="cpu")
+    assert r.image.shape == (32, 32, 3) and r.image.dtype == np.float32
+    r = denoise((img[..., 0] * 255).astype(np.uint8), iters=2, net="deep_decoder", device="cpu")
+    assert r.image.shape == (32, 32, 1)
