@@ -192,3 +192,10 @@ def test_api_one_liner_grayscale_and_rgb():
     assert r.image.shape == (32, 32, 3) and r.image.dtype == np.float32
     r = denoise((img[..., 0] * 255).astype(np.uint8), iters=2, net="deep_decoder", device="cpu")
     assert r.image.shape == (32, 32, 1)
+
+
+def test_ssim_tracking_every_n():
+    clean, noisy = _noisy_case()
+    r = fit(Pixels(noisy), Identity(), noisy, FitConfig(iters=10, ema=None, ssim_every=5, reg_weight=0.1),
+            regularizer=TV(), gt=clean)
+    assert r.history["ssim_iter"] == [4, 9] and all(0 < v <= 1 for v in r.history["ssim"])

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, DivergenceError
-from ..metrics import psnr
+from ..metrics import psnr, ssim
 from ..operators.base import Operator
 from ..params import Parameterization
 
@@ -49,6 +49,7 @@ class FitConfig:
     max_backtracks: int = 20
     loss: str = "mse"
     reg_weight: float = 0.0
+    ssim_every: int = 0  # with a ground truth: SSIM of the EMA/last image every N steps (0 = off; costs CPU)
 
     def __post_init__(self):
         if not (isinstance(self.iters, int) and self.iters >= 1):
@@ -63,6 +64,8 @@ class FitConfig:
             raise ConfigError(f"ema weight must be in [0, 1), got {self.ema}")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.ssim_every < 0:
+            raise ConfigError(f"ssim_every must be ≥ 0, got {self.ssim_every}")
         if self.reg_weight < 0:
             raise ConfigError(f"regularizer weight must be ≥ 0, got {self.reg_weight}")
 
@@ -102,7 +105,8 @@ class FitResult:
     ``best_iter``: the iterate with the highest PSNR against ``gt`` (an oracle, for diagnostics
     only — None without ground truth); ``selected``: the iterate a callback picked without
     ground truth, if any. ``history`` holds per-iteration lists (``loss``, ``data``, ``reg``,
-    ``lr``, ``time`` and, with ``gt``, ``psnr``/``psnr_ema``).
+    ``lr``, ``time`` and, with ``gt``, ``psnr``/``psnr_ema``; with ``ssim_every``, ``ssim`` at the
+    iterations ``ssim_iter``).
     """
 
     image: Tensor
@@ -201,6 +205,8 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
     hist: dict[str, list] = {k: [] for k in ("loss", "data", "reg", "lr", "time")}
     if gt is not None:
         hist["psnr"], hist["psnr_ema"] = [], []
+        if cfg.ssim_every:
+            hist["ssim_iter"], hist["ssim"] = [], []
     state = FitState(it=0, iters=cfg.iters, history=hist, param=param, optimizer=opt, gt=gt)
     for cb in callbacks:
         cb.on_fit_start(state)
@@ -277,6 +283,9 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
             hist["psnr_ema"].append(psnr(ema, gt) if ema is not None else p)
             if p > best_psnr:
                 best_psnr, best, best_iter = p, x.clone(), it
+            if cfg.ssim_every and (it + 1) % cfg.ssim_every == 0:
+                hist["ssim_iter"].append(it)
+                hist["ssim"].append(ssim(ema if ema is not None else x, gt))
 
         state.it, state.x, state.ema, state.loss = it, x, ema, total
         state.elapsed = hist["time"][-1]
