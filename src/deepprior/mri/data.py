@@ -17,26 +17,37 @@ from .sampling import cartesian_mask
 
 @dataclass
 class MRIData:
-    """Undersampled Cartesian k-space with what is needed to reconstruct it.
+    """Undersampled k-space with what is needed to reconstruct it.
 
-    ``kspace``: ``(T, C, H, W)`` complex, zero where not sampled; ``mask``: ``(T, H, W)``;
+    Cartesian: ``kspace`` ``(T, C, H, W)`` complex, zero where not sampled, ``mask`` ``(T, H, W)``.
+    Radial: ``kspace`` ``(T, C, K)`` and ``traj`` ``(T, K, 2)`` in radians, ``shape`` = (H, W).
     ``maps``: ``(C, H, W)`` or None (single coil); ``gt``: ``(T, H, W)`` complex reference or None.
     Static data have T = 1.
     """
 
     kspace: Tensor
-    mask: Tensor
+    mask: Tensor | None = None
     maps: Tensor | None = None
     gt: Tensor | None = None
     meta: dict = field(default_factory=dict)
+    traj: Tensor | None = None
+    shape: tuple[int, int] | None = None
 
     def __post_init__(self):
         k = self.kspace
-        if k.ndim != 4 or not k.is_complex():
-            raise InputError(f"k-space must be complex (frames, coils, H, W), got {tuple(k.shape)} {k.dtype}")
+        if not k.is_complex():
+            raise InputError(f"k-space must be complex, got {k.dtype}")
         if not torch.isfinite(torch.view_as_real(k)).all():
             raise InputError("k-space contains NaN or Inf values")
+        if self.traj is not None:
+            self._check_radial()
+            return
+        if k.ndim != 4:
+            raise InputError(f"Cartesian k-space must be (frames, coils, H, W), got {tuple(k.shape)}")
+        if self.mask is None:
+            raise InputError("Cartesian k-space needs a sampling mask")
         t, c, h, w = k.shape
+        self.shape = (h, w)
         if self.mask.ndim == 2:
             self.mask = self.mask.expand(t, h, w)
         if tuple(self.mask.shape) != (t, h, w):
@@ -48,12 +59,48 @@ class MRIData:
         if self.gt is not None and tuple(self.gt.shape) != (t, h, w):
             raise InputError(f"reference image {tuple(self.gt.shape)} does not match frames×H×W {(t, h, w)}")
 
+    def _check_radial(self):
+        k, tr = self.kspace, self.traj
+        if k.ndim != 3 or tr.ndim != 3 or tr.shape[-1] != 2:
+            raise InputError(f"radial data need k-space (frames, coils, samples) and a (frames, samples, 2) "
+                             f"trajectory, got {tuple(k.shape)} and {tuple(tr.shape)}")
+        t, c, n = k.shape
+        if tuple(tr.shape[:2]) != (t, n):
+            raise InputError(f"trajectory {tuple(tr.shape)} does not match k-space frames×samples {(t, n)}")
+        if self.maps is not None:
+            self.shape = tuple(self.maps.shape[-2:])
+            if self.maps.shape[0] != c:
+                raise InputError(f"coil maps have {self.maps.shape[0]} coils, k-space {c}")
+        elif c != 1:
+            raise InputError(f"{c}-coil k-space needs coil maps")
+        if self.shape is None:
+            raise InputError("radial data without coil maps need the image shape")
+        if self.gt is not None and tuple(self.gt.shape) != (t, *self.shape):
+            raise InputError(f"reference image {tuple(self.gt.shape)} does not match frames×H×W {(t, *self.shape)}")
+
     @property
-    def operator(self) -> CartesianSENSE:
+    def radial(self) -> bool:
+        return self.traj is not None
+
+    @property
+    def frames(self) -> int:
+        return self.kspace.shape[0]
+
+    @property
+    def operator(self):
+        if self.radial:
+            from .nufft import RadialSENSE
+
+            return RadialSENSE(self.traj, self.maps, shape=self.shape)
         return CartesianSENSE(self.mask, self.maps)
 
     @property
     def acceleration(self) -> float:
+        """Nyquist samples per frame / acquired samples per frame (radial: spokes × readout vs H×W·π/2)."""
+        if self.radial:
+            h, w = self.shape
+            n = self.kspace.shape[-1] / (self.meta.get("oversampling", 2) or 1)  # samples at Nyquist spacing
+            return float(math.pi / 2 * max(h, w) * max(h, w) / n)
         return float(self.mask.numel() / max(self.mask.sum().item(), 1))
 
 
@@ -67,14 +114,16 @@ def smooth_phase(h: int, w: int, seed: int = 0, strength: float = math.pi / 2) -
 
 
 def simulate(series, *, coils: int = 8, pattern: str = "kt-random", accel: float = 8, center: int = 8,
-             snr_db: float | None = 40.0, phase: bool = True, seed: int = 0) -> MRIData:
+             snr_db: float | None = 40.0, phase: bool = True, seed: int = 0, spokes: int | None = None) -> MRIData:
     """Simulate multi-coil undersampled k-space from a magnitude series ``(T, H, W)`` or ``(H, W)``.
 
     The magnitude is scaled to max 1, given a smooth phase (``phase``), multiplied by birdcage
     coil maps (``coils``; 1 = single coil, no maps), Fourier transformed, sampled with ``pattern``
     at ``accel`` with a ``center``-line calibration region, and complex Gaussian noise is added to the
     sampled points at ``snr_db`` (20·log10 of RMS signal / noise std over the sampled points; None
-    = no noise). Everything is seeded by ``seed``. The complex image is kept as ``gt``.
+    = no noise). ``pattern='radial'`` (or ``spokes=N``) samples ``N`` golden-angle spokes per frame
+    (readout oversampling 2) through the NUFFT instead. Everything is seeded by ``seed``. The complex
+    image is kept as ``gt``.
 
     >>> d = simulate(torch.rand(4, 32, 32), coils=4, accel=4, seed=0)
     >>> tuple(d.kspace.shape), round(d.acceleration)
@@ -88,20 +137,35 @@ def simulate(series, *, coils: int = 8, pattern: str = "kt-random", accel: float
     if not torch.isfinite(s).all() or s.abs().max() == 0:
         raise InputError("series must be finite and not all zero")
     t, h, w = s.shape
+    if spokes is not None:
+        pattern = "radial"
     img = s.abs() / s.abs().max()
     if phase:
         img = img * torch.exp(1j * smooth_phase(h, w, seed))
     img = img.to(torch.complex64)
     maps = birdcage_maps(coils, h, w) if coils > 1 else None
-    mask = cartesian_mask(t, h, w, accel=accel, center=center, pattern=pattern, seed=seed)
-    op = CartesianSENSE(mask, maps)
-    k = op(img)
+    if pattern == "radial":
+        from .nufft import RadialSENSE
+        from .sampling import golden_angle_radial
+
+        traj = golden_angle_radial(t, spokes or 13, max(h, w), oversampling=2)
+        op, mask = RadialSENSE(traj, maps, shape=(h, w)), None
+        k = op(img)
+        sel = torch.ones_like(k.real)
+    else:
+        traj = None
+        mask = cartesian_mask(t, h, w, accel=accel, center=center, pattern=pattern, seed=seed)
+        k = CartesianSENSE(mask, maps)(img)
+        sel = mask.unsqueeze(1).expand_as(k)
     if snr_db is not None:
-        sampled = k[mask.unsqueeze(1).expand_as(k) > 0]
+        sampled = k[sel > 0]
         sigma = float(sampled.abs().pow(2).mean().sqrt()) / 10 ** (snr_db / 20)
         g = torch.Generator().manual_seed(seed + 7)
         noise = torch.complex(torch.randn(k.shape, generator=g), torch.randn(k.shape, generator=g)) * (sigma / math.sqrt(2))
-        k = (k + noise * mask.unsqueeze(1)).to(torch.complex64)
+        k = (k + noise * sel).to(torch.complex64)
     meta = {"coils": coils, "pattern": pattern, "accel_nominal": accel, "center": center, "snr_db": snr_db,
             "seed": seed, "phase": phase}
+    if traj is not None:
+        meta.update(spokes=spokes or 13, oversampling=2)
+        return MRIData(k, None, maps, img, meta, traj=traj, shape=(h, w))
     return MRIData(k, mask, maps, img, meta)

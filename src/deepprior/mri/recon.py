@@ -9,6 +9,7 @@ from ..fit import FitConfig, fit
 from ..operators.base import LinearOperator
 from ..params import Pixels
 from ..regularizers import TV
+from .operators import CartesianSENSE
 
 
 def zero_filled(op: LinearOperator, y: Tensor) -> Tensor:
@@ -43,6 +44,19 @@ def cg(normal, b: Tensor, x0: Tensor | None = None, iters: int = 30, tol: float 
     return x
 
 
+def op_norm(op: LinearOperator, x_shape, iters: int = 20, seed: int = 0) -> float:
+    """Largest singular value of ``op`` by power iteration on ``AᴴA`` (for gradient step sizes)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.complex(torch.randn(x_shape, generator=g), torch.randn(x_shape, generator=g))
+    x = x.to(op.traj.device if hasattr(op, "traj") else x.device)
+    s = 0.0
+    for _ in range(iters):
+        x = x / torch.linalg.vector_norm(x)
+        x = op.gram(x)
+        s = torch.linalg.vector_norm(x).item()
+    return s**0.5
+
+
 def cg_sense(op: LinearOperator, y: Tensor, *, iters: int = 15, lam: float = 0.0) -> Tensor:
     """CG-SENSE: solve ``(AᴴA + λI) x = Aᴴ y`` from zero (early-stopped CG regularises)."""
     b = op.adjoint(y)
@@ -66,11 +80,13 @@ def low_rank_plus_sparse(op: LinearOperator, y: Tensor, *, lambda_l: float = 0.0
     L is low rank in the Casorati matrix (space × time), S sparse in the temporal Fourier domain.
     Thresholds are relative: ``lambda_l`` × the largest singular value and ``lambda_s`` × the largest
     temporal-Fourier magnitude of the zero-filled image. Iterates singular-value thresholding,
-    soft thresholding and a gradient step on the data term (step 1: ‖A‖ ≤ 1 for a unitary FFT,
-    binary mask and Σ|S|² ≤ 1 maps). Returns (L, S).
+    soft thresholding and a gradient step on the data term with step 1/‖A‖² (‖A‖ = 1 for a unitary
+    FFT, a binary mask and Σ|S|² = 1 maps; measured by power iteration otherwise). Returns (L, S).
     """
     m = op.adjoint(y)
     t, h, w = m.shape
+    step = 1.0 if isinstance(op, CartesianSENSE) else 1.0 / op_norm(op, m.shape) ** 2
+    m = m * step
     s = torch.zeros_like(m)
     casorati = lambda v: v.reshape(t, h * w).T  # noqa: E731
     sigma_max = torch.linalg.matrix_norm(casorati(m), ord=2).item()
@@ -81,7 +97,7 @@ def low_rank_plus_sparse(op: LinearOperator, y: Tensor, *, lambda_l: float = 0.0
         l_mat = _svt(casorati(m - s), lambda_l * sigma_max).T.reshape(t, h, w)
         s = torch.fft.ifft(_soft(torch.fft.fft(m - l_mat, dim=0, norm="ortho"), lambda_s * f_max), dim=0, norm="ortho")
         x = l_mat + s
-        m = x - op.adjoint(op(x) - y)
+        m = x - step * op.adjoint(op(x) - y)
         if torch.linalg.vector_norm(m - m_prev) <= tol * torch.linalg.vector_norm(m_prev):
             break
     return l_mat, s

@@ -1,0 +1,45 @@
+"""MRI image quality on magnitudes.
+
+Normalisation (stated once, used everywhere): the reference magnitude is scaled to max 1 by the
+simulator (or by its own maximum for user data); reconstructions are compared *as they are*, on
+the same scale, with no per-method rescaling — the operators are normalised (orthonormal FFT,
+Σ|S|² = 1) so a consistent method lands on the reference's scale. PSNR and SSIM use
+data_range = max |reference| over the series; NRMSE = ‖|x| − |ref|‖ / ‖|ref|‖; SER = −20 log10 NRMSE.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def mri_metrics(recon: Tensor, ref: Tensor) -> dict:
+    """Per-frame and mean PSNR/SSIM/NRMSE/SER of ``|recon|`` against ``|ref|`` (``(T, H, W)`` or ``(H, W)``).
+
+    >>> import torch
+    >>> ref = torch.rand(2, 16, 16)
+    >>> m = mri_metrics(ref * 1.0, ref)
+    >>> m["ssim"], m["nrmse"]
+    (1.0, 0.0)
+    """
+    from skimage.metrics import structural_similarity
+
+    x = recon.detach().abs().double().cpu()
+    r = ref.detach().abs().double().cpu()
+    if x.ndim == 2:
+        x, r = x[None], r[None]
+    rng = float(r.max())
+    per = {"psnr": [], "ssim": [], "nrmse": [], "ser": []}
+    for xt, rt in zip(x, r):
+        mse = float(((xt - rt) ** 2).mean())
+        per["psnr"].append(math.inf if mse == 0 else 10 * math.log10(rng**2 / mse))
+        per["ssim"].append(float(structural_similarity(xt.numpy(), rt.numpy(), data_range=rng)))
+        n = float(torch.linalg.vector_norm(xt - rt) / torch.linalg.vector_norm(rt))
+        per["nrmse"].append(n)
+        per["ser"].append(math.inf if n == 0 else -20 * math.log10(n))
+    out = {k: float(np.mean(v)) for k, v in per.items()}
+    out["per_frame"] = per
+    return out
