@@ -336,7 +336,7 @@ def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr
 
 @mri.command("recon")
 @click.argument("data", type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(), help="Result: .h5/.npy (complex), .nii(.gz), .png, .gif.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Result: .h5/.npy (complex), .nii(.gz), .dcm, .png, .gif.")
 @click.option("--method", type=click.Choice(("zerofill", "cgsense", "tv", "lps", "dip")), default="cgsense",
               show_default=True)
 @click.option("--iters", type=click.IntRange(min=1), default=None)
@@ -353,7 +353,8 @@ def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr
 @click.option("-q", "--quiet", is_flag=True)
 def mri_recon(data, output, method, iters, lambda_l, lambda_s, weight, gt, key, gif, montage, slice_index, seed,
               overwrite, quiet):
-    """Reconstruct DATA (.h5 from `mri simulate`, or fastMRI) and report PSNR/SSIM/NRMSE when a reference exists."""
+    """Reconstruct DATA (.h5 from `mri simulate`, fastMRI or Cartesian ISMRMRD) and report PSNR/SSIM/NRMSE
+    when a reference exists."""
     import numpy as np
     import torch
 
@@ -362,7 +363,7 @@ def mri_recon(data, output, method, iters, lambda_l, lambda_s, weight, gt, key, 
     from .mri.methods import reconstruct
     from .mri.metrics import mri_metrics
 
-    outs = [(output, (".h5", ".npy", ".nii", ".gz", ".png", ".gif")), (gif, (".gif",)), (montage, (".png",))]
+    outs = [(output, (".h5", ".npy", ".nii", ".gz", ".dcm", ".png", ".gif")), (gif, (".gif",)), (montage, (".png",))]
     for p, exts in outs:
         if p:
             check_output(p, overwrite, exts=exts)

@@ -125,6 +125,9 @@ def load_data(path, *, slice_index: int | None = None, calib: int = 24) -> MRIDa
     except Exception as e:
         raise InputError(f"cannot read {path} as HDF5: {e}") from None
     with f:
+        if "dataset" in f and "xml" in f["dataset"]:
+            f.close()
+            return load_ismrmrd(path, calib=calib)
         if "kspace" not in f:
             raise InputError(f"{path} has no 'kspace' dataset (keys: {', '.join(f.keys()) or 'none'}); "
                              "expected a deepprior or fastMRI file")
@@ -154,9 +157,100 @@ def load_data(path, *, slice_index: int | None = None, calib: int = 24) -> MRIDa
     return MRIData(ks / scale, mask, maps, None, {"source": "fastMRI", "slice": s, "scale": scale})
 
 
+def load_ismrmrd(path, *, calib: int = 24) -> MRIData:
+    """Read Cartesian ISMRMRD raw data into ``MRIData``: frames from ``idx.phase`` (cardiac
+    phases), lines from ``idx.kspace_encode_step_1``; noise scans skipped; readout oversampling
+    removed by cropping to the reconstruction matrix in image space; coil maps estimated from the
+    fully sampled centre (time-averaged)."""
+    import ismrmrd
+    import ismrmrd.xsd
+
+    from .fft import fft2c, ifft2c
+
+    path = Path(path)
+    try:
+        dset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
+        header = ismrmrd.xsd.CreateFromDocument(dset.read_xml_header())
+    except Exception as e:
+        raise InputError(f"cannot read ISMRMRD file {path}: {e}") from None
+    try:
+        enc = header.encoding[0]
+        if str(enc.trajectory).split(".")[-1].lower() != "cartesian":
+            raise InputError(f"{path}: only Cartesian ISMRMRD data are supported (trajectory {enc.trajectory})")
+        nx, ny = enc.encodedSpace.matrixSize.x, enc.encodedSpace.matrixSize.y
+        rx = enc.reconSpace.matrixSize.x
+        acqs = []
+        for i in range(dset.number_of_acquisitions()):
+            a = dset.read_acquisition(i)
+            if a.isFlagSet(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
+                continue
+            acqs.append((a.idx.phase, a.idx.kspace_encode_step_1, np.asarray(a.data)))
+    finally:
+        dset.close()
+    if not acqs:
+        raise InputError(f"{path}: no imaging acquisitions")
+    frames = max(p for p, _, _ in acqs) + 1
+    coils, samples = acqs[0][2].shape
+    if samples != nx or any(d.shape != (coils, samples) for _, _, d in acqs):
+        raise InputError(f"{path}: acquisitions must all have {coils} coils × {nx} samples")
+    k = np.zeros((frames, coils, nx, ny), np.complex64)
+    mask = np.zeros((frames, nx, ny), np.float32)
+    for ph, ky, d in acqs:
+        if not 0 <= ky < ny:
+            raise InputError(f"{path}: phase-encode index {ky} outside the matrix 0..{ny - 1}")
+        k[ph, :, :, ky] = d
+        mask[ph, :, ky] = 1
+    kt = torch.from_numpy(k)
+    if rx < nx:  # remove readout oversampling: crop the FOV along the readout in image space
+        img = ifft2c(kt)
+        c0 = (nx - rx) // 2
+        kt = fft2c(img[..., c0:c0 + rx, :]) * torch.from_numpy(mask[:, None, c0:c0 + rx, :] > 0)
+        mask = mask[:, c0:c0 + rx, :]
+    if not torch.isfinite(torch.view_as_real(kt)).all():
+        raise InputError(f"{path}: k-space contains NaN or Inf")
+    scale = float(kt.abs().max()) or 1.0
+    kt = kt / scale
+    maps = estimate_maps(kt, center=calib) if coils > 1 else None
+    return MRIData(kt, torch.from_numpy(mask), maps, None, {"source": "ISMRMRD", "scale": scale})
+
+
+def save_dicom(path, x: torch.Tensor) -> None:
+    """|x| as one multi-frame 16-bit grayscale secondary-capture DICOM (MR modality), frames in order.
+    RescaleSlope maps the stored integers back to the magnitude scale."""
+    import datetime
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    m = x.detach().abs().cpu().numpy()
+    if m.ndim == 2:
+        m = m[None]
+    vmax = float(m.max()) or 1.0
+    q = np.round(m / vmax * 65535).astype(np.uint16)
+    sop_class = "1.2.840.10008.5.1.4.1.1.7.3"  # Multi-frame Grayscale Word Secondary Capture
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.ConversionType = "MR", "WSD"
+    ds.SeriesDescription = "deepprior reconstruction (magnitude)"
+    ds.ContentDate = datetime.date.today().strftime("%Y%m%d")
+    ds.PatientName, ds.PatientID = "Anonymous", "deepprior"
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.NumberOfFrames, ds.Rows, ds.Columns = m.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", f"{vmax / 65535:.10g}", "US"
+    ds.PixelData = q.tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+
+
 def save_recon(path, x: torch.Tensor, overwrite: bool = False) -> None:
     """Write a complex reconstruction ``(T, H, W)``: .h5 / .npy keep it complex; .nii/.nii.gz,
-    .png (frame montage) and .gif (cine) write the magnitude."""
+    .dcm (multi-frame DICOM), .png (frame montage) and .gif (cine) write the magnitude."""
     from ..errors import OutputExistsError
 
     path = Path(path)
@@ -182,8 +276,10 @@ def save_recon(path, x: torch.Tensor, overwrite: bool = False) -> None:
             save_montage(tmp, x)
         elif name.endswith(".gif"):
             save_gif(tmp, x)
+        elif name.endswith(".dcm"):
+            save_dicom(tmp, x)
         else:
-            raise InputError(f"{path}: unsupported output; use .h5, .npy, .nii(.gz), .png or .gif")
+            raise InputError(f"{path}: unsupported output; use .h5, .npy, .nii(.gz), .dcm, .png or .gif")
         os.replace(tmp, path)
     finally:
         if tmp.exists():
