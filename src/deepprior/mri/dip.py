@@ -26,8 +26,7 @@ MRI_PRESETS = {
 }
 
 
-def dip_static(data: MRIData, *, preset: str | dict = "convdecoder", seed: int = 0, callbacks=(), gt_track: bool = True,
-               **fit_overrides) -> tuple[Tensor, object]:
+def dip_static(data: MRIData, *, preset: str | dict = "convdecoder", seed: int = 0, callbacks=(), **fit_overrides) -> tuple[Tensor, object]:
     """Reconstruct each frame of ``data`` independently with an untrained generator (static DIP /
     ConvDecoder). Returns the complex image ``(T, H, W)`` and the last frame's FitResult.
 
@@ -43,7 +42,8 @@ def dip_static(data: MRIData, *, preset: str | dict = "convdecoder", seed: int =
         name = spec.pop("name")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = build_net(name, p["code"].get("channels") if name != "conv_decoder" else None, 2, **spec)
+            decoder = name in ("conv_decoder", "deep_decoder")  # their code width is their channel count
+            net = build_net(name, None if decoder else p["code"].get("channels"), 2, **spec)
         z = make_code(p["code"]["kind"], net.in_channels, net.code_size(h, w), scale=p["code"].get("scale", 0.1),
                       generator=torch.Generator().manual_seed(seed + 1))
         param = DIP(net, z, (h, w), p.get("reg_noise_std", 0.0), generator=torch.Generator().manual_seed(seed + 2))
@@ -51,9 +51,8 @@ def dip_static(data: MRIData, *, preset: str | dict = "convdecoder", seed: int =
         with torch.no_grad():
             scale = (torch.linalg.vector_norm(param(perturb=False)) /
                      torch.linalg.vector_norm(sub.operator.adjoint(sub.kspace))).item()
-        gt = None
-        cfg = FitConfig(**{**p["fit"], **{k: v for k, v in fit_overrides.items() if v is not None}})
-        result = fit(param, op, sub.kspace * scale, cfg, gt=gt, callbacks=callbacks)
+        cfg = FitConfig().replace(**{**p["fit"], **{k: v for k, v in fit_overrides.items() if v is not None}})
+        result = fit(param, op, sub.kspace * scale, cfg, callbacks=callbacks)
         img = ChannelsToComplex(frames=1)(result.output)[0] / scale
         out.append(img)
     return torch.stack(out), result

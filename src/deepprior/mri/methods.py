@@ -45,7 +45,7 @@ def reconstruct(data: MRIData, method: str, *, iters: int | None = None, lambda_
         x = lo + sp
     elif method == "tv":
         op, y = _weighted(data)
-        info.update(iters=iters or 300, weight=0.003 if weight is None else weight)
+        info.update(iters=iters or 300, weight=0.001 if weight is None else weight)
         x = kt_tv(op, y, weight=info["weight"], iters=info["iters"], callbacks=callbacks)
     else:
         from .dip import dip_static
