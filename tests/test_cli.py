@@ -107,3 +107,11 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     assert r.stderr.strip().startswith("error:") and "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "deepprior.cli", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "denoise" in r.stdout
+
+
+def test_cli_stop_rule_marks_the_selected_iterate(tmp_path, img, capsys):
+    out = tmp_path / "o.png"
+    assert main(["denoise", str(img), "-o", str(out), "--add-noise", "25", "--stop", "emv", "--patience", "5",
+                 "--iters", "60", "--net", "deep_decoder", "-q", "--plot", str(tmp_path / "p.png")]) == 0
+    line = capsys.readouterr().out
+    assert "emv selected it" in line and (tmp_path / "p.png").exists()

@@ -39,6 +39,9 @@ def _common(f):
         click.option("--plot", type=click.Path(), default=None, help="Write the loss/PSNR curves here (.png)."),
         click.option("--figure", type=click.Path(), default=None, help="Write degraded | restored | reference (.png)."),
         click.option("--save-every", type=click.IntRange(min=1), default=None, help="Also save the image every N steps."),
+        click.option("--stop", type=click.Choice(("none", "wmv", "emv", "holdout")), default="none", show_default=True,
+                     help="Stop without ground truth: output variance (wmv/emv) or held-out measurements."),
+        click.option("--patience", type=click.IntRange(min=1), default=None, help="Steps without improvement before stopping."),
         click.option("--add-noise", type=click.FloatRange(min=0), default=None,
                      help="Synthesise: add Gaussian noise of this std (0–255 scale) to the measurement."),
         click.option("--overwrite", is_flag=True, help="Replace existing output files."),
@@ -107,7 +110,8 @@ def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = "
                                                                              bit_depth=bit_depth)))
     overrides = {k: o[k] for k in ("iters", "lr", "net", "code", "reg_noise_std") if o.get(k) is not None}
     r = solve(problem, method=o["method"], preset=o.get("preset"), seed=o["seed"], device=o["device"],
-              callbacks=callbacks, reg_weight=o.get("reg_weight"), **overrides)
+              callbacks=callbacks, reg_weight=o.get("reg_weight"), stop=o.get("stop", "none"),
+              patience=o.get("patience"), **overrides)
     if alpha is not None and alpha.shape != r.image.shape[:2]:
         import torch
 
@@ -123,12 +127,16 @@ def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = "
         save_comparison(o["figure"], panels)
     if o.get("plot"):
         marks = {"oracle peak": r.fit.best_iter} if r.fit.best_iter is not None else {}
+        if r.fit.selected_iter is not None:
+            marks[f"selected ({o['stop']})"] = r.fit.selected_iter
         save_curves(o["plot"], r.fit.history, title or f"{problem.task} ({o['method']}, {r.preset or 'classical'})", marks)
     f = r.fit
     line = (f"{out}: {problem.task} with {o['method']}{' (' + r.preset + ')' if r.preset else ''}, "
             f"{f.iters_run} iterations in {f.seconds:.1f} s ({1000 * f.seconds / max(f.iters_run, 1):.0f} ms/it)")
     if f.backtracks:
         line += f", {f.backtracks} divergence restore(s)"
+    if f.selected_iter is not None:
+        line += f", {o['stop']} selected it {f.selected_iter + 1}"
     if r.metrics:
         line += f" | PSNR {r.metrics['psnr']:.2f} dB  SSIM {r.metrics['ssim']:.4f}"
         if "psnr_oracle_best" in r.metrics:

@@ -287,19 +287,53 @@ def resolve_preset(problem: Problem, preset: str | dict | None = None, *, net: s
     return name, p
 
 
+STOPS = ("none", "wmv", "emv", "holdout")
+
+
+def make_stopper(problem: Problem, stop: str, *, seed: int = 0, patience: int | None = None,
+                 window: int = 100, holdout: float = 0.1) -> tuple[Callback | None, Problem]:
+    """The early-stopping callback ``stop`` names, and the problem to fit (for ``'holdout'`` the
+    measurements minus a seeded ``holdout`` fraction of measured pixels, which the callback scores)."""
+    from .fit.stopping import ExponentialVariance, Holdout, WindowedVariance, holdout_split
+
+    if stop not in STOPS:
+        raise ConfigError(f"unknown stopping rule {stop!r}; choose one of {', '.join(STOPS)}")
+    if stop == "none":
+        return None, problem
+    if stop == "wmv":
+        return WindowedVariance(window=window, patience=patience or 1000), problem
+    if stop == "emv":
+        return ExponentialVariance(patience=patience or 1000), problem
+    y = problem.y
+    sampled = torch.ones((1, 1, *y.shape[-2:]))
+    if isinstance(problem.operator, Mask):
+        sampled = problem.operator.mask.amax(dim=1, keepdim=True).expand(1, 1, *y.shape[-2:])
+    train, val = holdout_split(sampled, holdout, seed=seed + 3)
+    tr_op, va_op = Mask(train) @ problem.operator, Mask(val) @ problem.operator
+    fit_problem = Problem(problem.task, tr_op, Mask(train)(y), problem.out_hw, problem.channels, problem.degraded,
+                          problem.gt, problem.code_image, dict(problem.info, holdout=holdout))
+    return Holdout(va_op, Mask(val)(y), patience=patience or 500), fit_problem
+
+
 def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = None, seed: int = 0,
           device: str = "auto", callbacks: tuple[Callback, ...] | list = (), reg_weight: float | None = None,
-          **overrides) -> Restoration:
+          stop: str = "none", patience: int | None = None, **overrides) -> Restoration:
     """Reconstruct ``problem`` with DIP (``method='dip'``) or a classical prior (``'tv'``,
     ``'tv-aniso'``, ``'wavelet'``), through the one fit loop.
 
     ``overrides``: ``net``, ``code``, ``reg_noise_std`` and any :class:`~deepprior.fit.FitConfig`
-    field (``iters``, ``lr``, ``ema``…).
+    field (``iters``, ``lr``, ``ema``…). ``stop``: ``'wmv'``/``'emv'`` (output variance) or
+    ``'holdout'`` (self-validation) ends the fit without ground truth and delivers the selected iterate.
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     dev = resolve_device(device)
-    prob = problem.to(dev)
+    stopper, prob = make_stopper(problem, stop, seed=seed, patience=patience)
+    prob = prob.to(dev)
+    if stopper is not None:
+        callbacks = [stopper, *callbacks]
+        if hasattr(stopper, "val_op"):
+            stopper.val_op, stopper.y_val = stopper.val_op.to(dev), stopper.y_val.to(dev)
     gt = prob.gt
     if method == "dip":
         if reg_weight is not None:
@@ -338,6 +372,8 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
             r.metrics["psnr_last"] = psnr(result.image, gt)
         if result.best is not None:
             r.metrics.update(psnr_oracle_best=max(result.history["psnr"]), oracle_best_iter=result.best_iter)
+    if result.selected_iter is not None:
+        r.metrics["selected_iter"] = result.selected_iter
     return r
 
 

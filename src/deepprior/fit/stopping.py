@@ -1,0 +1,152 @@
+"""Stopping without ground truth (issue: "stop at the right iterate").
+
+* :class:`WindowedVariance` — ES-WMV (Wang, Li et al., TMLR 2023): the mean squared deviation of the
+  last ``window`` outputs from their mean; stop when it has not reached a new minimum for
+  ``patience`` steps and deliver the output at the minimum.
+* :class:`ExponentialVariance` — ES-EMV: the exponential version (weight ``alpha``), one image of state.
+* :class:`Holdout` — self-validation: a fraction of the measurements is held out of the data term;
+  stop when their loss has not improved for ``patience`` steps, deliver the best iterate.
+
+All set ``state.selected``/``selected_iter`` (what :attr:`FitResult.output` returns) and
+``state.stop``; their score curves are kept in ``self.scores``/``self.iters`` for plots.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..operators.base import Operator
+from .loop import Callback, FitState
+
+
+class _Detector(Callback):
+    """Shared bookkeeping: a score per step, its running minimum, patience, the selected iterate."""
+
+    def __init__(self, patience: int, stop: bool):
+        if patience < 1:
+            raise ConfigError(f"patience must be ≥ 1, got {patience}")
+        self.patience, self.stop = patience, stop
+        self.scores: list[float] = []
+        self.iters: list[int] = []
+        self.best_score = math.inf
+        self.best_iter: int | None = None
+
+    def _update(self, state: FitState, score: float | None) -> None:
+        if score is None:
+            return
+        self.scores.append(score)
+        self.iters.append(state.it)
+        if score < self.best_score:
+            self.best_score, self.best_iter = score, state.it
+            # Deliver what the fit delivers at that step: the EMA when it keeps one, else the output.
+            img = state.ema if state.ema is not None else state.x
+            state.selected, state.selected_iter = img.clone(), state.it
+        elif self.stop and self.best_iter is not None and state.it - self.best_iter >= self.patience:
+            state.stop = True
+
+
+class WindowedVariance(_Detector):
+    """ES-WMV. Running sums make each step O(N): ``S1 = Σ x_i`` (float64 image) and ``S2 = Σ ‖x_i‖²``
+    over a ring buffer of the last ``window`` outputs; VAR = (S2 − ‖S1‖²/W) / (W·N).
+
+    Memory: the ring buffer, ``window × N`` floats (N = pixels × channels; 100 × 256² × 3 × 4 B = 79 MB),
+    plus one float64 image.
+    """
+
+    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True):
+        super().__init__(patience, stop)
+        if window < 2:
+            raise ConfigError(f"window must be ≥ 2, got {window}")
+        self.window = window
+        self._buf: Tensor | None = None
+        self._s1: Tensor | None = None
+        self._s2 = 0.0
+        self._n = 0
+
+    def on_step_end(self, state: FitState) -> None:
+        x = state.x.detach().reshape(-1)
+        if self._buf is None:
+            self._buf = torch.empty((self.window, x.numel()), dtype=x.dtype, device=x.device)
+            self._s1 = torch.zeros(x.numel(), dtype=torch.float64, device=x.device)
+        slot = self._n % self.window
+        if self._n >= self.window:  # the oldest output leaves the window
+            old = self._buf[slot].double()
+            self._s1 -= old
+            self._s2 -= float(old.square().sum())
+        self._buf[slot] = x
+        xd = x.double()
+        self._s1 += xd
+        self._s2 += float(xd.square().sum())
+        self._n += 1
+        if self._n < self.window:
+            return self._update(state, None)
+        w, n = self.window, x.numel()
+        var = (self._s2 - float(self._s1.square().sum()) / w) / (w * n)
+        self._update(state, max(var, 0.0))
+
+
+class ExponentialVariance(_Detector):
+    """ES-EMV: ``m ← m + α(x − m)``, ``v ← (1 − α)(v + α‖x − m_prev‖²/N)``; one image of state."""
+
+    def __init__(self, alpha: float = 0.1, patience: int = 1000, warmup: int = 20, stop: bool = True):
+        super().__init__(patience, stop)
+        if not 0 < alpha <= 1:
+            raise ConfigError(f"alpha must be in (0, 1], got {alpha}")
+        self.alpha, self.warmup = alpha, warmup
+        self._m: Tensor | None = None
+        self._v = 0.0
+        self._n = 0
+
+    def on_step_end(self, state: FitState) -> None:
+        x = state.x.detach().double()
+        self._n += 1
+        if self._m is None:
+            self._m = x.clone()
+            return self._update(state, None)
+        d = x - self._m
+        self._v = (1 - self.alpha) * (self._v + self.alpha * float(d.square().mean()))
+        self._m += self.alpha * d
+        self._update(state, self._v if self._n > self.warmup else None)
+
+
+class Holdout(_Detector):
+    """Self-validation: ``loss(val_op(x), y_val)`` every ``every`` steps (of the held-out samples)."""
+
+    def __init__(self, val_op: Operator, y_val: Tensor, every: int = 10, patience: int = 500, stop: bool = True):
+        super().__init__(patience, stop)
+        self.val_op, self.y_val, self.every = val_op, y_val, every
+        self._count = float(y_val.ne(0).sum()) or 1.0
+
+    def on_step_end(self, state: FitState) -> None:
+        if (state.it + 1) % self.every:
+            return
+        with torch.no_grad():
+            r = self.val_op(state.x) - self.y_val
+            # mean over the held-out samples only (the rest of val_op's output is masked to 0)
+            score = float((r.abs() ** 2).sum()) / self._count
+        self._update(state, score)
+
+
+def holdout_split(sampled: Tensor, fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Split a 0/1 ``sampled`` array into (train, validation) masks: a seeded random ``fraction`` of the
+    sampled entries goes to validation.
+
+    >>> tr, va = holdout_split(torch.ones(10, 10), 0.1, seed=0)
+    >>> int(va.sum()), int((tr * va).sum())
+    (10, 0)
+    """
+    if not 0 < fraction < 1:
+        raise ConfigError(f"holdout fraction must be in (0, 1), got {fraction}")
+    s = sampled.bool()
+    idx = s.flatten().nonzero().squeeze(1)
+    g = torch.Generator().manual_seed(seed)
+    k = max(1, int(round(fraction * idx.numel())))
+    pick = idx[torch.randperm(idx.numel(), generator=g)[:k]]
+    val = torch.zeros(s.numel(), dtype=torch.float32)
+    val[pick] = 1
+    val = val.reshape(s.shape)
+    return s.float() - val, val
