@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from deepprior.io import load_image
-from deepprior.metrics import psnr, ssim
+from deepprior.metrics import psnr
 from deepprior.operators import Blur, gaussian_kernel
 from deepprior.tasks import (add_noise, deblur_problem, denoise_problem, downscale, inpaint_problem, jpeg_compress,
                              jpeg_problem, random_mask, solve, superres_problem, to_tensor)

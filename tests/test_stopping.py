@@ -5,7 +5,7 @@ import torch
 
 from deepprior.errors import ConfigError
 from deepprior.fit import FitState
-from deepprior.fit.stopping import ExponentialVariance, Holdout, WindowedVariance, holdout_split
+from deepprior.fit.stopping import ExponentialVariance, WindowedVariance, holdout_split
 
 
 def _feed(det, images, ema=None):

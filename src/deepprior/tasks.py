@@ -310,9 +310,15 @@ def make_stopper(problem: Problem, stop: str, *, seed: int = 0, patience: int | 
         sampled = problem.operator.mask.amax(dim=1, keepdim=True).expand(1, 1, *y.shape[-2:])
     train, val = holdout_split(sampled, holdout, seed=seed + 3)
     tr_op, va_op = Mask(train) @ problem.operator, Mask(val) @ problem.operator
-    fit_problem = Problem(problem.task, tr_op, Mask(train)(y), problem.out_hw, problem.channels, problem.degraded,
+    shown = problem.degraded
+    if tuple(shown.shape[-2:]) == tuple(train.shape[-2:]):
+        # The classical methods start from `degraded`: keep the held-out pixels out of it too.
+        # (For super-resolution the bicubic start still sees them; it only affects the start point.)
+        shown = Mask(train)(shown)
+    fit_problem = Problem(problem.task, tr_op, Mask(train)(y), problem.out_hw, problem.channels, shown,
                           problem.gt, problem.code_image, dict(problem.info, holdout=holdout))
-    return Holdout(va_op, Mask(val)(y), patience=patience or 500), fit_problem
+    count = float(val.sum()) * y.shape[1]
+    return Holdout(va_op, Mask(val)(y), patience=patience or 500, count=count), fit_problem
 
 
 def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = None, seed: int = 0,

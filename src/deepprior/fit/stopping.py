@@ -116,10 +116,12 @@ class ExponentialVariance(_Detector):
 class Holdout(_Detector):
     """Self-validation: ``loss(val_op(x), y_val)`` every ``every`` steps (of the held-out samples)."""
 
-    def __init__(self, val_op: Operator, y_val: Tensor, every: int = 10, patience: int = 500, stop: bool = True):
+    def __init__(self, val_op: Operator, y_val: Tensor, every: int = 10, patience: int = 500, stop: bool = True,
+                 count: float | None = None):
         super().__init__(patience, stop)
         self.val_op, self.y_val, self.every = val_op, y_val, every
-        self._count = float(y_val.ne(0).sum()) or 1.0
+        # number of held-out samples (the rest of val_op's output is masked to 0)
+        self._count = count or float(y_val.ne(0).sum()) or 1.0
 
     def on_step_end(self, state: FitState) -> None:
         if (state.it + 1) % self.every:
