@@ -74,6 +74,10 @@ def test_patience_is_respected_and_stop_can_be_disabled():
     det = WindowedVariance(window=50, patience=100, stop=False)
     st = _feed(det, imgs)
     assert not st.stop and st.it == len(imgs) - 1 and det.best_iter is not None
+    # Running on does not change the selection: it is frozen when the rule fires.
+    ref = WindowedVariance(window=50, patience=100)
+    _feed(ref, imgs)
+    assert det.fired_at == ref.fired_at == ref.best_iter + 100 and det.best_iter == ref.best_iter
     with pytest.raises(ConfigError):
         WindowedVariance(patience=0)
     with pytest.raises(ConfigError):
@@ -104,3 +108,14 @@ def test_holdout_stops_an_inpainting_fit():
     assert r.fit.selected_iter is not None and r.fit.iters_run < 400
     assert r.fit.iters_run - 1 - r.fit.selected_iter >= 60 - 10  # scored every 10 steps
     assert math.isfinite(r.metrics["psnr"]) and r.metrics["psnr"] > 20
+
+
+def test_wmv_can_score_the_ema():
+    imgs = _u_shaped()
+    emas = [torch.zeros(1, 1, 8, 8) + (0.0 if t < 200 else float(t - 200)) for t in range(len(imgs))]
+    det = WindowedVariance(window=20, patience=50, source="ema")
+    st = _feed(det, imgs, ema=emas)
+    # The EMA is constant (variance 0) until t = 200, so the first full window is the minimum.
+    assert det.best_iter == 19 and st.stop and st.it == 19 + 50
+    with pytest.raises(ConfigError):
+        WindowedVariance(source="z")

@@ -39,8 +39,10 @@ def _common(f):
         click.option("--plot", type=click.Path(), default=None, help="Write the loss/PSNR curves here (.png)."),
         click.option("--figure", type=click.Path(), default=None, help="Write degraded | restored | reference (.png)."),
         click.option("--save-every", type=click.IntRange(min=1), default=None, help="Also save the image every N steps."),
-        click.option("--stop", type=click.Choice(("none", "wmv", "emv", "holdout")), default="none", show_default=True,
-                     help="Stop without ground truth: output variance (wmv/emv) or held-out measurements."),
+        click.option("--stop", type=click.Choice(("none", "wmv", "wmv-ema", "emv", "holdout")), default="none",
+                     show_default=True,
+                     help="Stop without ground truth: variance of the outputs (wmv, emv) or of the EMA (wmv-ema), "
+                          "or held-out measurements."),
         click.option("--patience", type=click.IntRange(min=1), default=None, help="Steps without improvement before stopping."),
         click.option("--add-noise", type=click.FloatRange(min=0), default=None,
                      help="Synthesise: add Gaussian noise of this std (0–255 scale) to the measurement."),

@@ -287,7 +287,7 @@ def resolve_preset(problem: Problem, preset: str | dict | None = None, *, net: s
     return name, p
 
 
-STOPS = ("none", "wmv", "emv", "holdout")
+STOPS = ("none", "wmv", "wmv-ema", "emv", "holdout")
 
 
 def make_stopper(problem: Problem, stop: str, *, seed: int = 0, patience: int | None = None,
@@ -300,8 +300,9 @@ def make_stopper(problem: Problem, stop: str, *, seed: int = 0, patience: int | 
         raise ConfigError(f"unknown stopping rule {stop!r}; choose one of {', '.join(STOPS)}")
     if stop == "none":
         return None, problem
-    if stop == "wmv":
-        return WindowedVariance(window=window, patience=patience or 1000), problem
+    if stop in ("wmv", "wmv-ema"):
+        source = "ema" if stop == "wmv-ema" else "x"
+        return WindowedVariance(window=window, patience=patience or 1000, source=source), problem
     if stop == "emv":
         return ExponentialVariance(patience=patience or 1000), problem
     y = problem.y

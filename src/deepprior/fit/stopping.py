@@ -34,19 +34,23 @@ class _Detector(Callback):
         self.iters: list[int] = []
         self.best_score = math.inf
         self.best_iter: int | None = None
+        self.fired_at: int | None = None  # the step at which the rule fired (also with stop=False)
 
     def _update(self, state: FitState, score: float | None) -> None:
         if score is None:
             return
         self.scores.append(score)
         self.iters.append(state.it)
+        if self.fired_at is not None:
+            return  # the selection is frozen once the rule has fired (a run may go on to measure the oracle)
         if score < self.best_score:
             self.best_score, self.best_iter = score, state.it
             # Deliver what the fit delivers at that step: the EMA when it keeps one, else the output.
             img = state.ema if state.ema is not None else state.x
             state.selected, state.selected_iter = img.clone(), state.it
-        elif self.stop and self.best_iter is not None and state.it - self.best_iter >= self.patience:
-            state.stop = True
+        elif self.best_iter is not None and state.it - self.best_iter >= self.patience:
+            self.fired_at = state.it
+            state.stop = self.stop
 
 
 class WindowedVariance(_Detector):
@@ -57,18 +61,21 @@ class WindowedVariance(_Detector):
     plus one float64 image.
     """
 
-    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True):
+    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True, source: str = "x"):
         super().__init__(patience, stop)
         if window < 2:
             raise ConfigError(f"window must be ≥ 2, got {window}")
-        self.window = window
+        if source not in ("x", "ema"):
+            raise ConfigError(f"source must be 'x' (the outputs, as in the paper) or 'ema', got {source!r}")
+        self.window, self.source = window, source
         self._buf: Tensor | None = None
         self._s1: Tensor | None = None
         self._s2 = 0.0
         self._n = 0
 
     def on_step_end(self, state: FitState) -> None:
-        x = state.x.detach().reshape(-1)
+        src = state.ema if self.source == "ema" and state.ema is not None else state.x
+        x = src.detach().reshape(-1)
         if self._buf is None:
             self._buf = torch.empty((self.window, x.numel()), dtype=x.dtype, device=x.device)
             self._s1 = torch.zeros(x.numel(), dtype=torch.float64, device=x.device)
