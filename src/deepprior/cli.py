@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from .errors import DeeppriorError, InputError
-from .presets import METHODS, PRESETS  # noqa: I001
+from .presets import METHODS, PRESETS
 
 NET_CHOICES = ("skip", "unet", "resnet", "deep_decoder", "conv_decoder")
 

@@ -135,7 +135,6 @@ class Holdout(_Detector):
             return
         with torch.no_grad():
             r = self.val_op(state.x) - self.y_val
-            # mean over the held-out samples only (the rest of val_op's output is masked to 0)
             score = float((r.abs() ** 2).sum()) / self._count
         self._update(state, score)
 

@@ -48,7 +48,8 @@ def op_norm(op: LinearOperator, x_shape, iters: int = 20, seed: int = 0) -> floa
     """Largest singular value of ``op`` by power iteration on ``AᴴA`` (for gradient step sizes)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.complex(torch.randn(x_shape, generator=g), torch.randn(x_shape, generator=g))
-    x = x.to(op.traj.device if hasattr(op, "traj") else x.device)
+    buf = next(op.buffers(), None)  # the operator's own device (trajectory, mask or maps)
+    x = x.to(buf.device if buf is not None else x.device)
     s = 0.0
     for _ in range(iters):
         x = x / torch.linalg.vector_norm(x)
