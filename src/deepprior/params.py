@@ -73,3 +73,14 @@ class Pixels(Parameterization):
 
     def forward(self, perturb: bool = True) -> Tensor:
         return self.x
+
+
+def render(param: Parameterization, batch: int | None = None) -> Tensor:
+    """The current output without noise and without gradients. A multi-item parameterization
+    (``n_items`` frames) fitted in mini-batches is rendered in the same batches of ``batch`` consecutive
+    items, so that batch-dependent layers (BatchNorm in training mode) see what they saw in the fit."""
+    with torch.no_grad():
+        n = getattr(param, "n_items", None)
+        if batch is None or n is None or batch >= n:
+            return param(perturb=False)
+        return torch.cat([param(perturb=False, index=idx) for idx in torch.arange(n).split(batch)])

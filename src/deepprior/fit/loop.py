@@ -27,6 +27,11 @@ LOSSES = ("mse", "l1")
 class FitConfig:
     """Optimisation settings of :func:`fit` (presets fill these in).
 
+    ``batch``: for parameterizations of several items (frames of a dynamic series: ``param.n_items``),
+    fit ``batch`` items per optimizer step. One iteration of the loop is then a *sweep*: every item
+    once, in a seeded random order (``batch_seed``), in ``ceil(n / batch)`` optimizer steps; its
+    iterate is the assembled output of the sweep. The operator must offer ``select(index)`` and the
+    measurement is indexed along its first axis. LR schedules and all callbacks count sweeps.
     ``ema``: weight of the exponential moving average of the outputs (None disables it).
     ``backtrack``: every ``backtrack_every`` steps compare the data fit with the last check;
     if it got worse by more than ``backtrack_db`` dB (or any loss is non-finite), restore the
@@ -38,6 +43,7 @@ class FitConfig:
     iters: int = 3000
     lr: float = 0.01
     optimizer: str = "adam"
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's (GIP's reference uses (0.5, 0.98))
     lr_schedule: str | None = None  # None | "step" | "cosine"
     lr_step: int = 2000
     lr_gamma: float = 0.5
@@ -50,6 +56,8 @@ class FitConfig:
     loss: str = "mse"
     reg_weight: float = 0.0
     ssim_every: int = 0  # with a ground truth: SSIM of the EMA/last image every N steps (0 = off; costs CPU)
+    batch: int | None = None  # items (frames) per optimizer step; None = all items in one step
+    batch_seed: int = 0
 
     def __post_init__(self):
         if not (isinstance(self.iters, int) and self.iters >= 1):
@@ -68,6 +76,10 @@ class FitConfig:
             raise ConfigError(f"ssim_every must be ≥ 0, got {self.ssim_every}")
         if self.reg_weight < 0:
             raise ConfigError(f"regularizer weight must be ≥ 0, got {self.reg_weight}")
+        if self.batch is not None and not (isinstance(self.batch, int) and self.batch >= 1):
+            raise ConfigError(f"batch must be a positive integer (frames per step) or None, got {self.batch}")
+        if self.batch is not None and self.optimizer == "lbfgs":
+            raise ConfigError("mini-batches of frames need a stochastic optimizer; use adam with batch, or no batch")
 
     def replace(self, **changes) -> "FitConfig":
         known = {f.name for f in fields(self)}
@@ -193,7 +205,7 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
     if not params:
         raise ConfigError("the parameterization has no trainable parameters")
     if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr)
+        opt = torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas))
     else:
         opt = torch.optim.LBFGS(params, lr=cfg.lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
     sched = None
@@ -228,9 +240,44 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
         out.update(x=x.detach(), data=data.detach(), reg=reg.detach(), total=total.detach())
         return total
 
+    n_items = getattr(param, "n_items", None)
+    batched = cfg.batch is not None and n_items is not None and cfg.batch < n_items
+    if cfg.batch is not None and not batched and n_items is None:
+        raise ConfigError("batch is set but the parameterization has a single item; drop batch")
+    order_gen = torch.Generator().manual_seed(cfg.batch_seed)
+
+    def sweep():
+        """One pass over all items in mini-batches; the iterate is assembled from the batches' outputs."""
+        order = torch.randperm(n_items, generator=order_gen)
+        parts, sums = [None] * n_items, {"data": 0.0, "reg": 0.0}
+        ok = True
+        for idx in order.split(cfg.batch):
+            idx = idx.sort().values
+            opt.zero_grad(set_to_none=True)
+            xb = param(index=idx)
+            data = loss_fn(operator.select(idx)(xb), y[idx.to(y.device)])
+            reg = cfg.reg_weight * regularizer(xb) if regularizer is not None and cfg.reg_weight else xb.new_zeros(())
+            (data + reg).backward()
+            if not (torch.isfinite(data) and torch.isfinite(reg)):
+                ok = False
+                sums["data"] = sums["reg"] = math.nan
+                break
+            opt.step()
+            w = idx.numel() / n_items
+            sums["data"] += w * float(data.detach())
+            sums["reg"] += w * float(reg.detach())
+            for j, i in enumerate(idx.tolist()):
+                parts[i] = xb[j].detach()
+        x = torch.stack(parts) if ok else None
+        out.update(x=x, data=torch.tensor(sums["data"]), reg=torch.tensor(sums["reg"]),
+                   total=torch.tensor(sums["data"] + sums["reg"]))
+
     it = 0
     while it < cfg.iters:
-        if cfg.optimizer == "adam":
+        if batched:
+            sweep()
+            finite = bool(torch.isfinite(out["total"]))
+        elif cfg.optimizer == "adam":
             closure()
             finite = bool(torch.isfinite(out["total"]))
             if finite:

@@ -121,20 +121,24 @@ class ExponentialVariance(_Detector):
 
 
 class Holdout(_Detector):
-    """Self-validation: ``loss(val_op(x), y_val)`` every ``every`` steps (of the held-out samples)."""
+    """Self-validation: ``loss(val_op(x), y_val)`` every ``every`` steps (of the held-out samples).
+    ``source='ema'`` scores the moving average of the outputs (smoother; what the fit delivers)."""
 
     def __init__(self, val_op: Operator, y_val: Tensor, every: int = 10, patience: int = 500, stop: bool = True,
-                 count: float | None = None):
+                 count: float | None = None, source: str = "x"):
         super().__init__(patience, stop)
-        self.val_op, self.y_val, self.every = val_op, y_val, every
+        if source not in ("x", "ema"):
+            raise ConfigError(f"source must be 'x' or 'ema', got {source!r}")
+        self.val_op, self.y_val, self.every, self.source = val_op, y_val, every, source
         # number of held-out samples (the rest of val_op's output is masked to 0)
         self._count = count or float(y_val.ne(0).sum()) or 1.0
 
     def on_step_end(self, state: FitState) -> None:
         if (state.it + 1) % self.every:
             return
+        x = state.ema if self.source == "ema" and state.ema is not None else state.x
         with torch.no_grad():
-            r = self.val_op(state.x) - self.y_val
+            r = self.val_op(x) - self.y_val
             score = float((r.abs() ** 2).sum()) / self._count
         self._update(state, score)
 

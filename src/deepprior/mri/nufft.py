@@ -50,6 +50,11 @@ class _FinufftPlans:
             p1.setpts(ky, kx)
             self.plans.append((p2, p1))
 
+    def subset(self, index) -> "_FinufftPlans":
+        sub = _FinufftPlans.__new__(_FinufftPlans)
+        sub.plans = [self.plans[i] for i in index]
+        return sub
+
     def type2(self, x: np.ndarray) -> np.ndarray:  # (T, C, H, W) → (T, C, K)
         return np.stack([p2.execute(np.ascontiguousarray(x[t])) for t, (p2, _) in enumerate(self.plans)])
 
@@ -91,6 +96,13 @@ class Weighted(LinearOperator):
 
     def adjoint(self, y: Tensor, in_shape=None) -> Tensor:
         return self.op.adjoint(self.sw * y, in_shape)
+
+    def select(self, index: Tensor) -> "Weighted":
+        sub = Weighted.__new__(Weighted)
+        LinearOperator.__init__(sub)
+        sub.op = self.op.select(index)
+        sub.register_buffer("sw", self.sw[index.to(self.sw.device)])
+        return sub
 
 
 class RadialSENSE(LinearOperator):
@@ -147,6 +159,18 @@ class RadialSENSE(LinearOperator):
             self._kb = (tkbn.KbNufft(im_size=self.shape).to(self.traj.device),
                         tkbn.KbNufftAdjoint(im_size=self.shape).to(self.traj.device))
         return self._kb
+
+    def select(self, index: Tensor) -> "RadialSENSE":
+        """The operator of the frames ``index``; shares this operator's NUFFT plans (no re-planning)."""
+        idx = index.cpu()
+        sub = RadialSENSE.__new__(RadialSENSE)
+        LinearOperator.__init__(sub)
+        sub.shape, sub.backend, sub.coils, sub.scale, sub.eps = self.shape, self.backend, self.coils, self.scale, self.eps
+        sub.register_buffer("traj", self.traj[index.to(self.traj.device)])
+        sub.register_buffer("maps", self.maps)
+        sub._plans = None if self.backend != "finufft" else self._finufft().subset(idx.tolist())
+        sub._kb = self._kb
+        return sub
 
     def _coil_images(self, x: Tensor) -> Tensor:
         if x.ndim == 2:

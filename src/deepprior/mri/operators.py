@@ -49,6 +49,16 @@ class CartesianSENSE(LinearOperator):
     def coils(self) -> int:
         return 1 if self.maps is None else self.maps.shape[0]
 
+    def select(self, index: Tensor) -> "CartesianSENSE":
+        """The operator of the frames ``index`` (for mini-batches of frames)."""
+        if self.mask.ndim < 3:
+            return self
+        sub = CartesianSENSE.__new__(CartesianSENSE)
+        LinearOperator.__init__(sub)
+        sub.register_buffer("mask", self.mask[index.to(self.mask.device)])
+        sub.register_buffer("maps", self.maps)
+        return sub
+
     def _m(self) -> Tensor:
         return self.mask.unsqueeze(-3)  # broadcast over the coil axis
 
@@ -81,6 +91,9 @@ class ChannelsToComplex(LinearOperator):
     def __init__(self, frames: int | None = None):
         super().__init__()
         self.frames = frames
+
+    def select(self, index: Tensor) -> "ChannelsToComplex":
+        return self  # acts per item: frames are the batch axis
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape

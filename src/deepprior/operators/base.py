@@ -54,6 +54,13 @@ class LinearOperator(Operator):
         """Shape of x for a measurement of ``out_shape``; operators that change size override it."""
         return out_shape
 
+    def select(self, index: Tensor) -> LinearOperator:
+        """The operator restricted to the items (frames) ``index`` of a multi-frame problem, for
+        mini-batches of frames; operators without a frame axis cannot be split."""
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{type(self).__name__} has no frame axis to split into mini-batches; drop batch")
+
     def gram(self, x: Tensor) -> Tensor:
         """``Aᴴ A x``."""
         return self.adjoint(self.forward(x), tuple(x.shape))
@@ -85,6 +92,9 @@ class _Composition(LinearOperator):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.outer(self.inner(x))
+
+    def select(self, index: Tensor) -> LinearOperator:
+        return _Composition(self.outer.select(index), self.inner.select(index))
 
     def adjoint(self, y: Tensor, in_shape: tuple[int, ...] | None = None) -> Tensor:
         mid_shape = None
