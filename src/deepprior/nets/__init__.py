@@ -7,8 +7,10 @@ from .common import Generator
 from .inputs import CODES, make_code
 from .others import ConvDecoder, DeepDecoder, ResNet, UNet
 from .skip import Skip
+from .tddip import MapNet, TDDecoder
 
-NETS = {"skip": Skip, "unet": UNet, "resnet": ResNet, "deep_decoder": DeepDecoder, "conv_decoder": ConvDecoder}
+NETS = {"skip": Skip, "unet": UNet, "resnet": ResNet, "deep_decoder": DeepDecoder, "conv_decoder": ConvDecoder,
+        "tddip": TDDecoder}
 
 
 def build_net(name: str, in_channels: int | None, out_channels: int, **kwargs) -> Generator:
@@ -29,5 +31,5 @@ def build_net(name: str, in_channels: int | None, out_channels: int, **kwargs) -
         raise ConfigError(f"bad option for net {name!r}: {e}") from None
 
 
-__all__ = ["Generator", "Skip", "UNet", "ResNet", "DeepDecoder", "ConvDecoder", "NETS", "build_net",
+__all__ = ["Generator", "Skip", "UNet", "ResNet", "DeepDecoder", "ConvDecoder", "TDDecoder", "MapNet", "NETS", "build_net",
            "make_code", "CODES"]

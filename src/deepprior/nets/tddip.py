@@ -1,0 +1,93 @@
+"""The two networks of the time-dependent deep image prior (Yoo et al., IEEE TMI 2021):
+a MapNet of fully connected layers from a manifold point to a latent code, and the decoder CNN
+shared by all frames."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .common import Generator, act, conv, upsample
+
+
+class MapNet(nn.Module):
+    """Fully connected ``in_dim → hidden… → prod(code_shape)``, ReLU between layers and none after
+    the last, reshaped to the code ``(B, *code_shape)``. The reference is ``3 → 512 → 64`` reshaped
+    to ``1×8×8``.
+
+    >>> import torch
+    >>> MapNet(3, (1, 8, 8))(torch.zeros(5, 3)).shape
+    torch.Size([5, 1, 8, 8])
+    """
+
+    def __init__(self, in_dim: int, code_shape: Sequence[int], hidden: Sequence[int] = (512,)):
+        super().__init__()
+        if in_dim < 1 or any(h < 1 for h in hidden) or any(c < 1 for c in code_shape):
+            raise ConfigError(f"MapNet sizes must be positive: in {in_dim}, hidden {list(hidden)}, code {list(code_shape)}")
+        self.code_shape = tuple(int(c) for c in code_shape)
+        widths = [in_dim, *hidden, math.prod(self.code_shape)]
+        layers: list[nn.Module] = []
+        for i in range(len(widths) - 1):
+            layers.append(nn.Linear(widths[i], widths[i + 1]))
+            if i < len(widths) - 2:
+                layers.append(nn.ReLU(inplace=True))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, p: Tensor) -> Tensor:
+        return self.net(p).reshape(p.shape[0], *self.code_shape)
+
+
+class TDDecoder(Generator):
+    """The TDDIP decoder: ``conv3×3 → BN → ReLU`` at the seed size, then ``ups`` times nearest ×2
+    upsampling each followed by ``1 + blocks`` such convolutions, and a final 3×3 conv to
+    ``out_channels`` (2 = real/imag). No biases, zero padding, no output activation — the reference
+    ``basicnet`` (128 channels, 1 block, 4 upsamplings: 8² → 128²).
+
+    ``ups=None`` picks the number of upsamplings that takes an 8-pixel seed to the image size;
+    :meth:`code_size` rounds the seed up so any ``(h, w)`` works (the output is then centre-cropped).
+
+    >>> net = TDDecoder(1, 2, channels=16)
+    >>> net.code_size(100, 90), net.ups
+    ((7, 6), 4)
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 2, channels: int = 128, ups: int | None = None,
+                 blocks: int = 1, upsample_mode: str = "nearest", bias: bool = False, act_fun: str = "ReLU"):
+        super().__init__()
+        if channels < 1 or blocks < 0 or (ups is not None and ups < 0):
+            raise ConfigError(f"bad TDDIP decoder size: channels {channels}, blocks {blocks}, ups {ups}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.channels, self.blocks, self.upmode, self.bias, self.act_fun = channels, blocks, upsample_mode, bias, act_fun
+        self.ups = ups
+        self.body: nn.Sequential | None = None
+        if ups is not None:
+            self._build(ups)
+
+    def _unit(self, cin: int) -> list[nn.Module]:
+        return [conv(cin, self.channels, 3, bias=self.bias, pad="zero"), nn.BatchNorm2d(self.channels), act(self.act_fun)]
+
+    def _build(self, ups: int) -> None:
+        self.ups = ups
+        layers = self._unit(self.in_channels)
+        for _ in range(self.blocks):
+            layers += self._unit(self.channels)
+        for _ in range(ups):
+            layers += [upsample(self.upmode, 2), *self._unit(self.channels)]
+            for _ in range(self.blocks):
+                layers += self._unit(self.channels)
+        layers.append(conv(self.channels, self.out_channels, 3, bias=self.bias, pad="zero"))
+        self.body = nn.Sequential(*layers)
+
+    def code_size(self, h: int, w: int) -> tuple[int, int]:
+        if self.body is None:
+            self._build(max(0, math.ceil(math.log2(max(h, w) / 8))))
+        f = 2 ** self.ups
+        return max(1, math.ceil(h / f)), max(1, math.ceil(w / f))
+
+    def forward(self, z: Tensor) -> Tensor:
+        if self.body is None:
+            raise ConfigError("call code_size(h, w) first, or give ups, so the decoder knows the image size")
+        return self.body(z)

@@ -1,0 +1,178 @@
+import math
+
+import pytest
+import torch
+
+from deepprior.errors import ConfigError, InputError
+from deepprior.fit import FitConfig, fit
+from deepprior.mri import CartesianSENSE, birdcage_maps, cartesian_mask, golden_angle_radial, simulate
+from deepprior.mri.metrics import mri_metrics
+from deepprior.mri.methods import reconstruct
+from deepprior.mri.nufft import RadialSENSE, Weighted, ramp_dcf
+from deepprior.mri.tddip import TDDIP_PRESETS, build_tddip, manifold, split_kspace, tddip
+from deepprior.nets import MapNet, build_net
+from deepprior.params import Pixels
+
+
+def _phantom(frames=4, n=32, seed=0):
+    """A beating disc on a smooth background: a tiny cine with real temporal redundancy."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, n), torch.linspace(-1, 1, n), indexing="ij")
+    bg = 0.3 + 0.1 * torch.sin(3 * xx + torch.rand(1, generator=g) * 3) * torch.cos(2 * yy)
+    out = []
+    for t in range(frames):
+        r = 0.3 + 0.1 * math.sin(2 * math.pi * t / frames)
+        out.append(bg + 0.6 * ((xx**2 + yy**2) < r**2).float() * (0.5 + 0.5 * (yy < 0.3).float()))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("kind,d", [("helix", 3), ("circle", 2), ("line", 1)])
+def test_manifold_shapes_and_continuity(kind, d):
+    t = 26
+    m = manifold(kind, t, cycles=1)
+    assert m.shape == (t, d)
+    step = (m[1:] - m[:-1]).norm(dim=1)
+    # neighbouring frames are neighbouring points, evenly spaced (a continuous curve)
+    assert step.max() < 0.3 and step.max() / step.min() < 1.01
+    if kind == "circle":  # periodic: the last frame neighbours the first by one step
+        assert (m[0] - m[-1]).norm() == pytest.approx(step[0].item(), rel=1e-4)
+    if kind == "helix":  # the reference: 13 turns, the third coordinate runs 0 → 1
+        h = manifold("helix", 1400, cycles=13)
+        assert h[0, 2] == 0 and h[-1, 2] == 1 and torch.allclose(h[:, :2].norm(dim=1), torch.ones(1400))
+
+
+def test_manifold_custom_phases_and_errors():
+    ph = torch.tensor([0.0, 0.25, 0.5, 0.75])
+    m = manifold("custom", 4, coords=ph)
+    assert torch.allclose(m, torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]), atol=1e-6)
+    assert manifold("custom", 3, coords=torch.rand(3, 5)).shape == (3, 5)
+    with pytest.raises(InputError):
+        manifold("custom", 4, coords=torch.rand(5))
+    with pytest.raises(ConfigError):
+        manifold("spiral", 4)
+    with pytest.raises(ConfigError):
+        manifold("helix", 4, cycles=0)
+
+
+def test_reference_network_sizes():
+    net = build_net("tddip", 1, 2)  # basicnet: 128 channels, 1 block
+    assert net.code_size(128, 128) == (8, 8) and net.ups == 4
+    # first conv 1·128·9 + 9 convs 128·128·9 + final 128·2·9, no biases; 10 BatchNorms of 2·128
+    assert net.num_parameters() == 1152 + 9 * 147456 + 2304 + 10 * 256
+    assert sum(p.numel() for p in MapNet(3, (1, 8, 8)).parameters()) == 3 * 512 + 512 + 512 * 64 + 64
+
+
+@pytest.mark.parametrize("hw", [(37, 50), (64, 64), (20, 129)])
+def test_decoder_and_parameterization_odd_sizes(hw):
+    p = build_tddip(5, hw, preset={**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 8},
+                                   "mapnet": {"hidden": [16, 16]}})
+    assert p().shape == (5, 2, *hw)
+    assert p(index=torch.tensor([1, 4])).shape == (2, 2, *hw)
+    # other generators plug in: the ConvDecoder with the MapNet producing its seed code
+    q = build_tddip(3, hw, preset={**TDDIP_PRESETS["tddip-cpu"],
+                                   "net": {"name": "conv_decoder", "channels": 8, "layers": 3}, "mapnet": {"hidden": [8]}})
+    assert q().shape == (3, 2, *hw)
+
+
+def test_frame_select_matches_full_operator():
+    t, h, w, c = 5, 12, 10, 3
+    x = torch.randn(t, h, w, dtype=torch.complex64)
+    idx = torch.tensor([0, 3])
+    maps = birdcage_maps(c, h, w)
+    cart = CartesianSENSE(cartesian_mask(t, h, w, accel=2, center=2, pattern="kt-random", seed=1), maps)
+    assert torch.allclose(cart.select(idx)(x[idx]), cart(x)[idx])
+    rad = RadialSENSE(golden_angle_radial(t, 3, 12), maps)
+    assert torch.allclose(rad.select(idx)(x[idx]), rad(x)[idx], atol=1e-5)
+    wrad = Weighted(rad, ramp_dcf(rad.traj))
+    assert torch.allclose(wrad.select(idx)(x[idx]), wrad(x)[idx], atol=1e-5)
+    y = wrad(x)
+    assert torch.allclose(wrad.select(idx).adjoint(y[idx]), wrad.adjoint(y)[idx], atol=1e-5)
+
+
+def test_split_kspace_is_a_partition():
+    d = simulate(_phantom(), coils=2, accel=2, center=4, seed=0)
+    tr, ytr, va, yva, count = split_kspace(d, 0.1, seed=0)
+    assert torch.equal(tr.mask + va.mask, d.mask) and (tr.mask * va.mask).sum() == 0
+    assert torch.allclose(ytr + yva, d.kspace) and count == va.mask.sum() * 2
+    dr = simulate(_phantom(), coils=2, spokes=3, seed=0)
+    tr, ytr, va, yva, count = split_kspace(dr, 0.2, seed=0)
+    assert torch.allclose(ytr + yva, dr.kspace) and (tr.sw * va.sw).sum() == 0
+
+
+def test_batched_fit_visits_every_frame_and_rejects_bad_setups():
+    d = simulate(_phantom(frames=6, n=16), coils=2, accel=2, center=4, seed=0)
+    p = build_tddip(6, d.shape, preset={**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 8},
+                                        "mapnet": {"hidden": [8]}})
+    from deepprior.mri.operators import ChannelsToComplex
+
+    op = d.operator @ ChannelsToComplex(frames=6)
+    steps = []
+    orig = torch.optim.Adam.step
+
+    def counting(self, *a, **k):
+        steps.append(1)
+        return orig(self, *a, **k)
+
+    torch.optim.Adam.step = counting
+    try:
+        r = fit(p, op, d.kspace, FitConfig(iters=2, lr=1e-3, batch=4, ema=None, backtrack=False))
+    finally:
+        torch.optim.Adam.step = orig
+    assert len(steps) == 2 * 2  # ceil(6 / 4) optimizer steps per sweep
+    assert r.image.shape == (6, 2, *d.shape) and torch.isfinite(r.image).all()
+    with pytest.raises(ConfigError):
+        FitConfig(batch=2, optimizer="lbfgs")
+    with pytest.raises(ConfigError):
+        FitConfig(batch=0)
+    with pytest.raises(ConfigError):  # a single-image parameterization has no frames to batch
+        fit(Pixels(torch.zeros(1, 1, 4, 4)), op, d.kspace, FitConfig(iters=1, batch=1))
+
+
+@pytest.mark.parametrize("radial", [False, True])
+def test_tiny_tddip_reduces_loss_and_beats_zero_filled(radial):
+    s = _phantom(frames=4, n=32)
+    d = simulate(s, coils=4, seed=0, **({"spokes": 8} if radial else {"pattern": "kt-random", "accel": 4, "center": 4}))
+    preset = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 16},
+              "fit": {**TDDIP_PRESETS["tddip-cpu"]["fit"], "lr": 3e-3, "lr_step": 10**6}}
+    x, info = tddip(d, preset=preset, steps=600, stop="none", seed=0, ref=d.gt)
+    assert info["loss"][-1] < 0.2 * info["loss"][0]
+    zf, _ = reconstruct(d, "zerofill")
+    # radial at 8 spokes is the harder case for 150 sweeps of a 16-channel net (measured +2.0 dB)
+    assert mri_metrics(x, d.gt)["psnr"] > mri_metrics(zf, d.gt)["psnr"] + (1 if radial else 2)
+    # the oracle is recorded for diagnostics and matches the final metric's definition
+    assert info["oracle_psnr"][-1] == pytest.approx(mri_metrics(x, d.gt)["psnr"], abs=0.05)
+
+
+def test_tddip_holdout_stops_and_delivers_the_selected_sweep():
+    d = simulate(_phantom(frames=4, n=32), coils=4, pattern="kt-random", accel=4, center=4, seed=0)
+    preset = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 16},
+              "fit": {**TDDIP_PRESETS["tddip-cpu"]["fit"], "lr": 3e-3, "lr_step": 10**6}}
+    x, info = tddip(d, preset=preset, steps=4000, stop="holdout", patience=5, holdout=0.1, seed=0)
+    assert info["fired_at"] is not None and info["sweeps"] < 1000  # ended by the rule, not by the budget
+    assert info["selected_sweep"] == info["fired_at"] - 5
+    best = min(range(len(info["stop_scores"])), key=info["stop_scores"].__getitem__)
+    assert info["stop_iters"][best] == info["selected_sweep"]
+
+
+def test_cli_tddip_writes_series_gif_plot_and_rejects_misplaced_options(tmp_path, capsys):
+    import numpy as np
+
+    from deepprior.cli import main
+
+    np.save(tmp_path / "s.npy", _phantom(frames=4, n=24).numpy())
+    k = tmp_path / "k.h5"
+    assert main(["mri", "simulate", str(tmp_path / "s.npy"), "-o", str(k), "--coils", "2", "--accel", "2",
+                 "--center", "4"]) == 0
+    out, gif, plot = tmp_path / "r.npy", tmp_path / "r.gif", tmp_path / "curves.png"
+    assert main(["mri", "recon", str(k), "--method", "tddip", "--iters", "40", "--manifold", "circle", "--stop", "holdout",
+                 "-o", str(out), "--gif", str(gif), "--plot", str(plot), "-q"]) == 0
+    line = capsys.readouterr().out
+    assert "40 steps (10 sweeps)" in line and "oracle best sweep" in line and "PSNR" in line
+    assert np.load(out).shape == (4, 24, 24) and gif.stat().st_size > 0 and plot.stat().st_size > 0
+    for argv, msg in [(["--method", "cgsense", "--manifold", "helix"], "--manifold"),
+                      (["--method", "zerofill", "--plot", str(tmp_path / "p.png")], "--plot"),
+                      (["--method", "tddip", "--preset", "nope"], "unknown TDDIP preset")]:
+        assert main(["mri", "recon", str(k), "-o", str(tmp_path / "x.npy"), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert msg in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x.npy").exists() and not (tmp_path / "p.png").exists()
