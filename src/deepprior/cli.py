@@ -318,7 +318,7 @@ def mri():
 @click.option("-o", "--output", required=True, type=click.Path(), help="k-space file (.h5).")
 @click.option("--key", default=None, help="Variable name in a .mat/.npz holding several arrays.")
 @click.option("--coils", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--pattern", type=click.Choice(("kt-random", "kt-shifted", "vista", "poisson", "random", "vd",
+@click.option("--pattern", type=click.Choice(("kt-random", "kt-shifted", "vista", "poisson", "poisson2d", "random", "vd",
                                               "equispaced", "radial-cartesian", "radial")), default="kt-random",
               show_default=True)
 @click.option("--accel", type=click.FloatRange(min=1), default=8, show_default=True)
@@ -347,9 +347,23 @@ def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr
 @mri.command("recon")
 @click.argument("data", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="Result: .h5/.npy (complex), .nii(.gz), .dcm, .png, .gif.")
-@click.option("--method", type=click.Choice(("zerofill", "cgsense", "tv", "lps", "dip")), default="cgsense",
+@click.option("--method", type=click.Choice(("zerofill", "cgsense", "tv", "lps", "dip", "tddip", "gip")), default="cgsense",
               show_default=True)
-@click.option("--iters", type=click.IntRange(min=1), default=None)
+@click.option("--iters", type=click.IntRange(min=1), default=None,
+              help="Iterations (tddip: optimizer steps of --batch frames, as the reference counts them; gip: network "
+                   "steps of the whole schedule, stages and ADMM scaled in proportion).")
+@click.option("--preset", default=None, help="tddip: tddip (reference, GPU) or tddip-cpu (default); "
+                                               "gip: gip (reference, GPU) or gip-cpu (default).")
+@click.option("--manifold", "manifold_kind", type=click.Choice(("helix", "circle", "line")), default=None,
+              help="tddip: time manifold (default: the preset's).")
+@click.option("--cycles", type=click.FloatRange(min=0, min_open=True), default=None, help="tddip: turns of the helix/circle.")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="tddip: frames per optimizer step (default 1).")
+@click.option("--stop", type=click.Choice(("holdout", "wmv", "none")), default="holdout", show_default=True,
+              help="tddip/gip: stop on held-out k-space loss, on ES-WMV (tddip), or run all iterations.")
+@click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="tddip/gip: fraction of acquired samples held out for --stop holdout.")
+@click.option("--patience", type=click.IntRange(min=1), default=None, help="tddip: sweeps without improvement before stopping.")
+@click.option("--plot", type=click.Path(), default=None, help="tddip/gip: loss and per-frame PSNR curves (.png).")
 @click.option("--lambda-l", type=click.FloatRange(min=0), default=0.01, show_default=True, help="L+S: low-rank threshold.")
 @click.option("--lambda-s", type=click.FloatRange(min=0), default=0.01, show_default=True, help="L+S: sparse threshold.")
 @click.option("--weight", type=click.FloatRange(min=0), default=None, help="k-t TV weight.")
@@ -361,8 +375,8 @@ def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
-def mri_recon(data, output, method, iters, lambda_l, lambda_s, weight, gt, key, gif, montage, slice_index, seed,
-              overwrite, quiet):
+def mri_recon(data, output, method, iters, preset, manifold_kind, cycles, batch, stop, holdout, patience, plot,
+              lambda_l, lambda_s, weight, gt, key, gif, montage, slice_index, seed, overwrite, quiet):
     """Reconstruct DATA (.h5 from `mri simulate`, fastMRI or Cartesian ISMRMRD) and report PSNR/SSIM/NRMSE
     when a reference exists."""
     import numpy as np
@@ -373,7 +387,17 @@ def mri_recon(data, output, method, iters, lambda_l, lambda_s, weight, gt, key, 
     from .mri.methods import reconstruct
     from .mri.metrics import mri_metrics
 
-    outs = [(output, (".h5", ".npy", ".nii", ".gz", ".dcm", ".png", ".gif")), (gif, (".gif",)), (montage, (".png",))]
+    outs = [(output, (".h5", ".npy", ".nii", ".gz", ".dcm", ".png", ".gif")), (gif, (".gif",)), (montage, (".png",)),
+            (plot, (".png",))]
+    tdd = {"preset": preset, "manifold_kind": manifold_kind, "cycles": cycles, "batch": batch, "patience": patience}
+    given = [f"--{k.replace('_kind', '').replace('_', '-')}" for k, v in tdd.items() if v is not None]
+    if method not in ("tddip", "gip") and (given or plot):
+        raise InputError(f"{', '.join(given + (['--plot'] if plot else []))} only apply to --method tddip or gip")
+    tdd_only = [g for g in given if g != "--preset"]
+    if method == "gip" and tdd_only:
+        raise InputError(f"{', '.join(tdd_only)} only apply to --method tddip")
+    if method == "gip" and stop == "wmv":
+        raise InputError("--stop wmv is not available for gip; use holdout or none")
     for p, exts in outs:
         if p:
             check_output(p, overwrite, exts=exts)
@@ -385,23 +409,47 @@ def mri_recon(data, output, method, iters, lambda_l, lambda_s, weight, gt, key, 
         if tuple(ref.shape) != (d.frames, *d.shape):
             raise InputError(f"--gt is {tuple(ref.shape)} but the data reconstruct to {(d.frames, *d.shape)}")
     cbs = []
-    if not quiet and method in ("tv", "dip"):
+    if not quiet and method in ("tv", "dip", "tddip", "gip"):
         from rich.console import Console
 
         from .fit import ProgressBar
 
         cbs.append(ProgressBar(f"mri {method}", console=Console(stderr=True)))
+    opts = {}
+    if method == "tddip":
+        opts = {k: v for k, v in tdd.items() if v is not None}
+        opts.update(stop=stop, holdout=holdout, ref=ref, preset=preset or "tddip-cpu")
+    elif method == "gip":
+        opts = dict(stop=stop, holdout=holdout, ref=ref, preset=preset or "gip-cpu")
     x, info = reconstruct(d, method, iters=iters, lambda_l=lambda_l, lambda_s=lambda_s, weight=weight, seed=seed,
-                          callbacks=cbs)
+                          callbacks=cbs, **opts)
     save_recon(output, x, overwrite)
     if gif:
         save_recon(gif, x, overwrite)
     if montage:
         save_recon(montage, x, overwrite)
     line = f"{output}: {method}, {d.frames} frame(s), {info['seconds']:.1f} s"
-    if ref is not None:
-        m = mri_metrics(x, ref)
+    if method == "gip":
+        line += ", " + " + ".join(f"{s['stage']} {s['steps']}" for s in info["stages"]) + " steps"
+        if ref is not None:
+            line += f" | after pretraining PSNR {mri_metrics(info['pretrained'], ref)['psnr']:.2f} dB"
+    if method == "tddip":
+        line += f", {info['steps']} steps ({info['sweeps']} sweeps)"
+        if info.get("selected_sweep") is not None:
+            line += f", delivered sweep {info['selected_sweep'] + 1} ({stop})"
+    m = mri_metrics(x, ref) if ref is not None else None
+    if m is not None:
         line += f" | PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  NRMSE {m['nrmse']:.4f}"
+        if info.get("oracle_best_sweep") is not None:
+            line += f" (oracle best sweep {info['oracle_best_sweep'] + 1}: {info['oracle_best_psnr']:.2f} dB)"
+    if plot and method == "tddip":
+        from .plotting import save_dynamic_report
+
+        save_dynamic_report(plot, info, m)
+    elif plot:
+        from .plotting import save_stages_report
+
+        save_stages_report(plot, info, m)
     _echo(line)
 
 

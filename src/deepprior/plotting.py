@@ -75,3 +75,90 @@ def save_curves(path, history: dict, title: str = "", marks: dict[str, int] | No
         fig.suptitle(title, fontsize=10)
     _atomic_save(fig, Path(path))
     plt.close(fig)
+
+
+def save_dynamic_report(path, info: dict, metrics: dict | None = None) -> None:
+    """A dynamic reconstruction's curves: the data loss and the stopping score per sweep (the delivered
+    and the stopping sweep marked) and, with a reference, PSNR per sweep (oracle peak marked, a
+    diagnostic) and PSNR/SSIM per frame of the delivered series."""
+    plt = _plt()
+    have_ref = metrics is not None
+    fig, axes = plt.subplots(1, 3 if have_ref else 1, figsize=(15 if have_ref else 5, 3.6), squeeze=False)
+    ax = axes[0][0]
+    sweeps = np.arange(1, len(info["loss"]) + 1)
+    ax.semilogy(sweeps, info["loss"], lw=1, label="data loss (fitted samples)")
+    if info.get("stop_scores"):
+        ax2 = ax.twinx()
+        ax2.semilogy(np.asarray(info["stop_iters"]) + 1, info["stop_scores"], color="C1", lw=1,
+                     label=f"{info.get('stop')} score")
+        ax2.set_ylabel(f"{info.get('stop')} score")
+        ax2.legend(fontsize=8, loc="center right")
+    ax.set_xlabel("sweep (every frame once)")
+    ax.set_ylabel("loss")
+    marks = {}
+    if info.get("selected_sweep") is not None:
+        marks["delivered"] = info["selected_sweep"]
+    if info.get("fired_at") is not None:
+        marks["stopped"] = info["fired_at"]
+    if have_ref and info.get("oracle_best_sweep") is not None:
+        marks["oracle peak"] = info["oracle_best_sweep"]
+    if have_ref and info.get("oracle_psnr"):
+        a = axes[0][1]
+        a.plot(np.asarray(info["oracle_iters"]) + 1, info["oracle_psnr"], lw=1, label="PSNR vs reference")
+        a.set_xlabel("sweep")
+        a.set_ylabel("PSNR [dB]")
+        a.grid(alpha=0.3)
+    for a in axes[0][:2]:
+        for i, (label, it) in enumerate(marks.items()):
+            a.axvline(it + 1, color=f"C{i + 2}", ls="--", lw=1, label=label)
+        a.legend(fontsize=8, loc="lower right" if a is not ax else "upper right", framealpha=0.6)
+    if have_ref:
+        a = axes[0][-1]
+        per = metrics["per_frame"]
+        frames = np.arange(1, len(per["psnr"]) + 1)
+        a.plot(frames, per["psnr"], "o-", ms=3, label=f"PSNR (mean {metrics['psnr']:.2f} dB)")
+        a.set_xlabel("frame")
+        a.set_ylabel("PSNR [dB]")
+        b = a.twinx()
+        b.plot(frames, per["ssim"], "s--", ms=3, color="C1", label=f"SSIM (mean {metrics['ssim']:.3f})")
+        b.set_ylabel("SSIM")
+        a.legend(fontsize=8, loc="lower left")
+        b.legend(fontsize=8, loc="lower right")
+        a.grid(alpha=0.3)
+    _atomic_save(fig, Path(path))
+    plt.close(fig)
+
+
+def save_stages_report(path, info: dict, metrics: dict | None = None) -> None:
+    """GIP's staged fit: oracle PSNR after each stage and per ADMM outer iteration (diagnostics), the
+    held-out loss of the ADMM iterates (what selects the delivered one), and PSNR/SSIM per frame."""
+    plt = _plt()
+    admm = next((s for s in info["stages"] if s["stage"] == "admm"), None)
+    fig, axes = plt.subplots(1, 2 if metrics is not None else 1, figsize=(10 if metrics is not None else 5, 3.6),
+                             squeeze=False)
+    ax = axes[0][0]
+    if admm is not None and admm.get("val_loss"):
+        ax.semilogy(np.arange(1, len(admm["val_loss"]) + 1), admm["val_loss"], "o-", ms=3, label="held-out loss")
+        if admm.get("selected") is not None:
+            ax.axvline(admm["selected"] + 1, color="C2", ls="--", lw=1, label="delivered")
+        ax.set_ylabel("held-out k-space loss")
+    if admm is not None and admm.get("oracle_psnr"):
+        b = ax.twinx()
+        b.plot(np.arange(1, len(admm["oracle_psnr"]) + 1), admm["oracle_psnr"], "s--", ms=3, color="C1",
+               label="PSNR of X (oracle)")
+        b.set_ylabel("PSNR [dB]")
+        b.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel("ADMM outer iteration")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(" · ".join(f"{s['stage']} {s['steps']} steps {s['seconds']:.0f}s" for s in info["stages"]), fontsize=8)
+    if metrics is not None:
+        a = axes[0][1]
+        per = metrics["per_frame"]
+        frames = np.arange(1, len(per["psnr"]) + 1)
+        a.plot(frames, per["psnr"], "o-", ms=3, label=f"PSNR (mean {metrics['psnr']:.2f} dB)")
+        a.set_xlabel("frame")
+        a.set_ylabel("PSNR [dB]")
+        a.legend(fontsize=8, loc="lower left")
+        a.grid(alpha=0.3)
+    _atomic_save(fig, Path(path))
+    plt.close(fig)

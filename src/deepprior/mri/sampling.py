@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, InputError
 
-PATTERNS = ("random", "equispaced", "vd", "kt-random", "kt-shifted", "vista", "poisson", "radial-cartesian")
+PATTERNS = ("random", "equispaced", "vd", "kt-random", "kt-shifted", "vista", "poisson", "poisson2d", "radial-cartesian")
 
 
 def _check(frames, h, w, accel, center):
@@ -91,6 +91,8 @@ def cartesian_mask(frames: int, h: int, w: int, *, accel: float = 4, center: int
             m[t, :, c0:c0 + center] = 1
     elif pattern == "poisson":
         m[:] = _poisson_kyt(frames, w, accel, center, rng)[:, None, :]
+    elif pattern == "poisson2d":
+        m[:] = _poisson_2d(frames, h, w, accel, center, rng)
     elif pattern == "radial-cartesian":
         spokes = max(int(round(max(h, w) / accel)), 1)
         for t in range(frames):
@@ -143,6 +145,57 @@ def _poisson_kyt(frames: int, w: int, accel: float, center: int, rng: np.random.
         else:
             hi = r0
     return best.astype(np.float32)
+
+
+def _dart_throw(h: int, w: int, radius: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One Poisson-disc draw: visit the grid in random order, keep a point when no kept point lies
+    within its (position-dependent) radius."""
+    occ = np.zeros((h, w), bool)
+    for i in rng.permutation(h * w):
+        y, x = divmod(int(i), w)
+        r = radius[y, x]
+        ri = int(r)
+        y0, y1, x0, x1 = max(0, y - ri), min(h, y + ri + 1), max(0, x - ri), min(w, x + ri + 1)
+        win = occ[y0:y1, x0:x1]
+        if ri == 0 or not win.any():
+            occ[y, x] = True
+            continue
+        yy, xx = np.nonzero(win)
+        if ((yy + y0 - y) ** 2 + (xx + x0 - x) ** 2 >= r * r).all():
+            occ[y, x] = True
+    return occ
+
+
+def _poisson_2d(frames: int, h: int, w: int, accel: float, center: int, rng: np.random.Generator) -> np.ndarray:
+    """Variable-density 2-D Poisson-disc masks over (ky, kx), a new draw per frame, with a
+    ``center × center`` fully sampled block (the GIP reference's R = 8 / 10×10, R = 16 / 6×6 masks).
+
+    The disc radius grows linearly with the distance from the k-space centre (denser centre); its
+    scale is bisected on the first frame to meet the acceleration and reused for the others.
+    """
+    target = h * w / accel
+    yy, xx = np.meshgrid(np.arange(h) - h / 2, np.arange(w) - w / 2, indexing="ij")
+    dist = np.sqrt((yy / (h / 2)) ** 2 + (xx / (w / 2)) ** 2) / math.sqrt(2)
+    shape = 0.3 + 2.0 * dist  # relative radius: 0.3 at the centre → 2.3 in the corners
+    cy, cx = (h - center) // 2, (w - center) // 2
+
+    def draw(r0: float, g: np.random.Generator) -> np.ndarray:
+        m = _dart_throw(h, w, r0 * shape, g)
+        m[cy:cy + center, cx:cx + center] = True
+        return m
+
+    # A Poisson-disc pattern's point count scales like 1/r²: a few multiplicative corrections reach
+    # the target (on a copy of the generator, so the frames' draws stay seeded).
+    state = rng.bit_generator.state
+    r0 = math.sqrt(accel / 2.5)
+    for _ in range(8):
+        g = np.random.default_rng()
+        g.bit_generator.state = state
+        n = draw(r0, g).sum()
+        if abs(n - target) <= 0.03 * target:
+            break
+        r0 *= math.sqrt(n / target) ** 0.9
+    return np.stack([draw(r0, rng) for _ in range(frames)]).astype(np.float32)
 
 
 def golden_angle_radial(frames: int, spokes: int, readout: int, *, oversampling: int = 2, offset: int = 0) -> Tensor:
