@@ -35,6 +35,8 @@ def _common(f):
                      help="Regularizer weight λ (classical methods)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, code, noise and masks."),
         click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True),
+        click.option("--deterministic", is_flag=True,
+                     help="Bit-reproducible on CUDA too (deterministic kernels; an op without one stops with an error)."),
         click.option("--gt", type=click.Path(), default=None, help="Ground-truth image: PSNR/SSIM tracking and summary."),
         click.option("--plot", type=click.Path(), default=None, help="Write the loss/PSNR curves here (.png)."),
         click.option("--figure", type=click.Path(), default=None, help="Write degraded | restored | reference (.png)."),
@@ -46,6 +48,9 @@ def _common(f):
         click.option("--patience", type=click.IntRange(min=1), default=None, help="Steps without improvement before stopping."),
         click.option("--add-noise", type=click.FloatRange(min=0), default=None,
                      help="Synthesise: add Gaussian noise of this std (0–255 scale) to the measurement."),
+        click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
+                     help="Write the whole fit state to OUTPUT.ckpt every N steps (atomically); Ctrl-C also writes it."),
+        click.option("--resume", is_flag=True, help="Continue the run saved in OUTPUT.ckpt (same command and options)."),
         click.option("--overwrite", is_flag=True, help="Replace existing output files."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
     ]
@@ -58,10 +63,20 @@ def _echo(msg: str, err: bool = False) -> None:
     click.echo(msg, err=err)
 
 
+def _ckpt_path(o: dict) -> Path:
+    out = Path(o["output"])
+    return out.with_name(out.name + ".ckpt")
+
+
 def _check_outputs(o: dict, iters_hint: int | None = None) -> None:
     from .io import check_output
 
     check_output(o["output"], o["overwrite"])
+    ck = _ckpt_path(o)
+    if o.get("resume") and not ck.is_file():
+        raise InputError(f"--resume: no checkpoint {ck} (a run writes one with --checkpoint-every N or on Ctrl-C)")
+    if not o.get("resume") and ck.exists() and not o["overwrite"] and o.get("checkpoint_every"):
+        raise InputError(f"{ck} holds an earlier run: pass --resume to continue it or --overwrite to start over")
     for k in ("plot", "figure"):
         if o.get(k):
             check_output(o[k], o["overwrite"], exts=(".png", ".pdf", ".svg", ".jpg"))
@@ -111,9 +126,30 @@ def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = "
         callbacks.append(SaveEvery(o["save_every"], lambda img, it: save_image(numbered_path(out, it), to_numpy(img),
                                                                              bit_depth=bit_depth)))
     overrides = {k: o[k] for k in ("iters", "lr", "net", "code", "reg_noise_std") if o.get(k) is not None}
-    r = solve(problem, method=o["method"], preset=o.get("preset"), seed=o["seed"], device=o["device"],
-              callbacks=callbacks, reg_weight=o.get("reg_weight"), stop=o.get("stop", "none"),
-              patience=o.get("patience"), **overrides)
+    from .fit import FitInterrupted
+
+    ck = _ckpt_path(o)
+    if o.get("deterministic"):
+        from .fit import set_deterministic
+
+        set_deterministic(True)
+    try:
+        r = solve(problem, method=o["method"], preset=o.get("preset"), seed=o["seed"], device=o["device"],
+                  callbacks=callbacks, reg_weight=o.get("reg_weight"), stop=o.get("stop", "none"),
+                  patience=o.get("patience"), checkpoint=ck, checkpoint_every=o.get("checkpoint_every") or 0,
+                  resume=ck if o.get("resume") else None, **overrides)
+    except RuntimeError as e:
+        if "deterministic" not in str(e):
+            raise
+        op = str(e).split(" does not have")[0].strip().split()[-1]
+        raise InputError(f"--deterministic: {op} has no deterministic implementation on this device; "
+                         "use a preset with nearest upsampling, --device cpu, or drop --deterministic") from None
+    except FitInterrupted as e:
+        img = to_numpy(e.result.output)
+        save_image(out, img, alpha if alpha is not None and alpha.shape == img.shape[:2] else None, bit_depth)
+        _echo(f"interrupted after {e.result.iters_run} iterations: wrote {out} and {ck}; continue with --resume",
+              err=True)
+        raise
     if alpha is not None and alpha.shape != r.image.shape[:2]:
         import torch
 

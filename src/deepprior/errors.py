@@ -22,3 +22,7 @@ class OutputExistsError(DeeppriorError, FileExistsError):
 
 class DivergenceError(DeeppriorError, RuntimeError):
     """The fit kept diverging after the allowed number of restores."""
+
+
+class ResourceError(DeeppriorError, MemoryError):
+    """The run would need more memory than is free; the message names a setting that fits."""

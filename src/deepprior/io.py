@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,12 @@ def _normalise(a: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
     raise InputError(f"{path} has unsupported pixel type {a.dtype}; use 8/16-bit integers or floats in [0, 1]")
 
 
+def _bomb_error():
+    from PIL import Image
+
+    return Image.DecompressionBombError
+
+
 def load_image(path: str | os.PathLike) -> LoadedImage:
     """Read an image file into a :class:`LoadedImage` (float in [0, 1], alpha split off).
 
@@ -93,9 +100,14 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
                 a = iio.imread(path)
         except InputError:
             raise
+        except _bomb_error() as e:
+            raise InputError(f"image {path} is too large to load safely ({str(e).split('(')[1].split(')')[0]}); "
+                             "crop or downscale it first") from None
         except Exception as e:  # decoders raise many types for corrupt files
             raise InputError(f"cannot read image {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'corrupt or unsupported file'}") from None
     a = np.asarray(a)
+    if a.size == 0 and path.suffix.lower() != ".npy":
+        raise InputError(f"cannot read image {path}: no pixel data (corrupt or empty file)")
     if a.ndim == 3 and a.shape[0] in (3, 4) and a.shape[-1] not in (1, 2, 3, 4):
         a = np.moveaxis(a, 0, -1)  # channel-first TIFF/npy
     if a.ndim == 2:
@@ -142,6 +154,9 @@ def load_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
             m = m[..., 0]
         if not np.isfinite(m).all():
             raise InputError(f"mask {path} contains NaN or Inf")
+        if ((m != 0) & (m != 1)).any():
+            raise InputError(f"mask {path} holds values other than 0 and 1 (e.g. {m[(m != 0) & (m != 1)].flat[0]:.3g}); "
+                             "threshold it first (1 = known, 0 = missing)")
     else:
         img = load_image(path)
         m = img.data.mean(-1)
@@ -178,8 +193,12 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, exts=IMAGE_EX
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"output folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"output folder {parent} is not writable")
+    try:  # probe for real: permissions, read-only mounts and pseudo file systems all show up here
+        fd, probe = tempfile.mkstemp(prefix=".deepprior-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError:
+        raise InputError(f"output folder {parent} is not writable") from None
     if path.exists() and not overwrite:
         raise OutputExistsError(f"output {path} exists; pass --overwrite to replace it")
     return path

@@ -259,6 +259,24 @@ def build_dip(problem: Problem, preset: dict, *, seed: int = 0, device="cpu") ->
     return DIP(net, z, problem.out_hw, preset.get("reg_noise_std", 0.0), generator=jitter).to(dev)
 
 
+def _memory_guard(prob: Problem, param, name: str | None, dev: torch.device) -> None:
+    """Stop before a fit that cannot fit in memory, naming a lighter preset or a crop size that does."""
+    from .resources import check_memory, estimate_fit_bytes
+
+    h, w = prob.out_hw
+    img = prob.channels * h * w * 4
+
+    def alternatives():
+        out = []
+        for alt in ("denoise-fast",):
+            if alt != name:
+                out.append((f"--preset {alt}", estimate_fit_bytes(build_dip(prob, get_preset(alt), device="cpu"), img)))
+        return out
+
+    check_memory(estimate_fit_bytes(param, img), dev, what=f"DIP ({name or 'custom preset'}) at {h}×{w}",
+                 alternatives=alternatives, pixels=h * w)
+
+
 def resolve_preset(problem: Problem, preset: str | dict | None = None, *, net: str | None = None,
                    code: str | None = None, reg_noise_std: float | None = None, **fit_overrides) -> tuple[str | None, dict]:
     """Preset by name (default: the task's reference recipe) with overrides applied."""
@@ -324,13 +342,16 @@ def make_stopper(problem: Problem, stop: str, *, seed: int = 0, patience: int | 
 
 def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = None, seed: int = 0,
           device: str = "auto", callbacks: tuple[Callback, ...] | list = (), reg_weight: float | None = None,
-          stop: str = "none", patience: int | None = None, **overrides) -> Restoration:
+          stop: str = "none", patience: int | None = None, checkpoint=None, checkpoint_every: int = 0,
+          resume=None, **overrides) -> Restoration:
     """Reconstruct ``problem`` with DIP (``method='dip'``) or a classical prior (``'tv'``,
     ``'tv-aniso'``, ``'wavelet'``), through the one fit loop.
 
     ``overrides``: ``net``, ``code``, ``reg_noise_std`` and any :class:`~deepprior.fit.FitConfig`
     field (``iters``, ``lr``, ``ema``…). ``stop``: ``'wmv'``/``'emv'`` (output variance) or
     ``'holdout'`` (self-validation) ends the fit without ground truth and delivers the selected iterate.
+    ``checkpoint``/``checkpoint_every``/``resume``: see :func:`~deepprior.fit.fit`; Ctrl-C raises
+    :class:`~deepprior.fit.FitInterrupted` with the result so far.
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -347,8 +368,10 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
             raise ConfigError("a regularizer weight applies to the classical methods (tv, tv-aniso, wavelet), not dip")
         name, p = resolve_preset(prob, preset, **overrides)
         param = build_dip(prob, p, seed=seed, device=dev)
+        _memory_guard(prob, param, name, dev)
         cfg = FitConfig(**p["fit"])
-        result = fit(param, prob.operator, prob.y, cfg, gt=gt, callbacks=callbacks)
+        result = fit(param, prob.operator, prob.y, cfg, gt=gt, callbacks=callbacks, checkpoint=checkpoint,
+                     checkpoint_every=checkpoint_every, resume=resume)
     else:
         if preset is not None:
             raise ConfigError("presets describe DIP recipes; the classical methods take --iters/--lr/--weight")
@@ -370,7 +393,7 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
         cfg = FitConfig().replace(**fit_kw, reg_weight=reg_weight)
         param = Pixels(prob.degraded.clamp(0, 1)).to(dev)
         result = fit(param, prob.operator, prob.y, cfg, regularizer=build_regularizer(method).to(dev), gt=gt,
-                     callbacks=callbacks)
+                     callbacks=callbacks, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     out = result.output
     r = Restoration(to_numpy(out), result, problem, method, name)
     if gt is not None:

@@ -7,9 +7,13 @@ is a (operator, parameterization, loss, callbacks) tuple handed to :func:`fit`.
 from __future__ import annotations
 
 import copy
+import os
+import signal
+import threading
 import math
 import time
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -36,7 +40,8 @@ class FitConfig:
     ``backtrack``: every ``backtrack_every`` steps compare the data fit with the last check;
     if it got worse by more than ``backtrack_db`` dB (or any loss is non-finite), restore the
     last good parameters, optimizer state, BatchNorm statistics and EMA, scale the learning rate
-    by ``backtrack_lr_factor`` and go on; after ``max_backtracks`` restores raise
+    by ``backtrack_lr_factor`` (compounded over repeated restores of the same good state; 1 = the
+    reference DIP's behaviour, which retries at the same rate) and go on; after ``max_backtracks`` restores raise
     :class:`~deepprior.errors.DivergenceError`.
     """
 
@@ -51,7 +56,7 @@ class FitConfig:
     backtrack: bool = True
     backtrack_every: int = 100
     backtrack_db: float = 5.0
-    backtrack_lr_factor: float = 1.0
+    backtrack_lr_factor: float = 0.5
     max_backtracks: int = 20
     loss: str = "mse"
     reg_weight: float = 0.0
@@ -151,6 +156,21 @@ class Callback:
 
     def on_fit_end(self, state: FitState) -> None: ...
 
+    def state_dict(self) -> dict | None:
+        """What a checkpoint must keep for a resumed run to behave as an uninterrupted one (None: nothing)."""
+        return None
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`fit`: the fit stopped cleanly after the current step. ``result`` holds what
+    was reached (its ``output`` is the image to save); ``checkpoint`` the file written, if any."""
+
+    def __init__(self, result: "FitResult", checkpoint: str | None):
+        super().__init__("interrupted")
+        self.result, self.checkpoint = result, checkpoint
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``'auto'`` → CUDA when available, else CPU."""
@@ -160,6 +180,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if d.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
     return d
+
+
+def set_deterministic(on: bool = True) -> None:
+    """Bit-reproducible runs on CUDA as well: PyTorch's deterministic algorithms (an operation without
+    one then raises instead of silently varying), no cuDNN autotuning, a fixed cuBLAS workspace.
+    On CPU deepprior's fits are already deterministic for a given seed and thread count."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.benchmark = not on
+    torch.backends.cudnn.deterministic = on
 
 
 def _loss_fn(name: str) -> Callable[[Tensor, Tensor], Tensor]:
@@ -173,9 +204,49 @@ def _snapshot(param: nn.Module, opt, sched, ema):
             None if sched is None else copy.deepcopy(sched.state_dict()), None if ema is None else ema.clone())
 
 
+def _rng_states(param, order_gen: torch.Generator) -> dict:
+    gen = getattr(param, "generator", None)
+    return {"torch": torch.get_rng_state(), "order": order_gen.get_state(),
+            "param": gen.get_state() if isinstance(gen, torch.Generator) else None}
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)  # atomic: a kill at any moment leaves the old or the new file, never half of one
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _fingerprint(cfg: FitConfig, param: nn.Module) -> dict:
+    conf = {f.name: (list(v) if isinstance(v, tuple) else v) for f in fields(cfg) for v in [getattr(cfg, f.name)]}
+    return {"config": conf, "shapes": [list(t.shape) for t in param.state_dict().values()]}
+
+
+def load_checkpoint(path) -> dict:
+    """Read a checkpoint written by :func:`fit` — tensors and plain containers only
+    (``torch.load(weights_only=True)``: nothing in the file is executed)."""
+    from ..errors import InputError
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no checkpoint to resume from (write one with --checkpoint-every N)")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is bad input
+        raise InputError(f"{p}: not a readable deepprior checkpoint ({type(e).__name__})") from None
+    if not isinstance(ck, dict) or ck.get("format") != "deepprior-fit-1":
+        raise InputError(f"{p}: not a deepprior checkpoint")
+    return ck
+
+
 def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfig | None = None, *,
         regularizer: nn.Module | None = None, gt: Tensor | None = None,
-        callbacks: Sequence[Callback] = ()) -> FitResult:
+        callbacks: Sequence[Callback] = (), checkpoint: str | Path | None = None, checkpoint_every: int = 0,
+        resume: str | Path | dict | None = None) -> FitResult:
     """Fit ``param`` so that ``operator(param())`` matches the measurement ``y``.
 
     Parameters
@@ -188,6 +259,15 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
     regularizer : optional R(x), weighted by ``config.reg_weight``.
     gt : optional ground truth in [0, 1] for PSNR tracking (never used by the optimisation).
     callbacks : hooks called after every step.
+    checkpoint, checkpoint_every : write the whole fit state (parameters, optimizer, scheduler, EMA,
+        RNG states, backtracking snapshot, callbacks' states, history) to ``checkpoint`` every
+        ``checkpoint_every`` steps, atomically (temp file + rename), and on Ctrl-C.
+    resume : a checkpoint (path or :func:`load_checkpoint` dict) of the same run to continue; on CPU the
+        result is bit-identical to an uninterrupted run.
+
+    Ctrl-C (SIGINT, main thread) ends the fit after the current step: the checkpoint is written (when
+    ``checkpoint`` is set) and :class:`FitInterrupted` carries the result so far; a second Ctrl-C
+    interrupts at once.
 
     Examples
     --------
@@ -227,8 +307,11 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
     best, best_iter, best_psnr = None, None, -math.inf
     good = _snapshot(param, opt, sched, ema) if cfg.backtrack else None
     last_check_loss = math.inf
+    restores_since_good = 0
     t0 = time.perf_counter()
     out: dict[str, Tensor] = {}
+    if checkpoint_every and checkpoint is None:
+        raise ConfigError("checkpoint_every needs a checkpoint path")
 
     def closure():
         opt.zero_grad(set_to_none=True)
@@ -245,6 +328,58 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
     if cfg.batch is not None and not batched and n_items is None:
         raise ConfigError("batch is set but the parameterization has a single item; drop batch")
     order_gen = torch.Generator().manual_seed(cfg.batch_seed)
+    it = 0
+    fingerprint = _fingerprint(cfg, param)
+
+    def snapshot_all() -> dict:
+        return {"format": "deepprior-fit-1", "fingerprint": fingerprint, "it": it,
+                "param": param.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": None if sched is None else sched.state_dict(), "ema": ema, "hist": hist,
+                "best": best, "best_iter": best_iter, "best_psnr": best_psnr, "good": good,
+                "last_check_loss": last_check_loss, "restores_since_good": restores_since_good,
+                "backtracks": state.backtracks, "selected": state.selected,
+                "selected_iter": state.selected_iter, "rng": _rng_states(param, order_gen),
+                "last_x": out.get("x"), "callbacks": [cb.state_dict() for cb in callbacks]}
+
+    if resume is not None:
+        ck = resume if isinstance(resume, dict) else load_checkpoint(resume)
+        if ck["fingerprint"] != fingerprint:
+            raise ConfigError("the checkpoint belongs to a different run (other settings or network); "
+                              "resume with the same command and options")
+        dev = y.device
+        mv = lambda v: v.to(dev) if torch.is_tensor(v) else v  # noqa: E731
+        param.load_state_dict(ck["param"])
+        opt.load_state_dict(ck["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(ck["scheduler"])
+        ema, best, best_iter, best_psnr = mv(ck["ema"]), mv(ck["best"]), ck["best_iter"], ck["best_psnr"]
+        good, last_check_loss, restores_since_good = ck["good"], ck["last_check_loss"], ck["restores_since_good"]
+        if good is not None:
+            good = (*good[:3], mv(good[3]))
+        hist.clear()
+        hist.update(ck["hist"])
+        state.backtracks, state.selected, state.selected_iter = ck["backtracks"], mv(ck["selected"]), ck["selected_iter"]
+        torch.set_rng_state(ck["rng"]["torch"])
+        order_gen.set_state(ck["rng"]["order"])
+        if ck["rng"]["param"] is not None:
+            param.generator.set_state(ck["rng"]["param"])
+        for cb, cs in zip(callbacks, ck["callbacks"]):
+            if cs is not None:
+                cb.load_state_dict({k: mv(v) for k, v in cs.items()} if isinstance(cs, dict) else cs)
+        if ck["last_x"] is not None:
+            out["x"] = mv(ck["last_x"])
+        it = ck["it"]
+        t0 = time.perf_counter() - (hist["time"][-1] if hist["time"] else 0.0)
+
+    interrupted = {"flag": False}
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        def _on_sigint(signum, frame):
+            if interrupted["flag"]:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now
+            interrupted["flag"] = True
+
+        old_handler = signal.signal(signal.SIGINT, _on_sigint)
 
     def sweep():
         """One pass over all items in mini-batches; the iterate is assembled from the batches' outputs."""
@@ -272,78 +407,93 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
         out.update(x=x, data=torch.tensor(sums["data"]), reg=torch.tensor(sums["reg"]),
                    total=torch.tensor(sums["data"] + sums["reg"]))
 
-    it = 0
-    while it < cfg.iters:
-        if batched:
-            sweep()
-            finite = bool(torch.isfinite(out["total"]))
-        elif cfg.optimizer == "adam":
-            closure()
-            finite = bool(torch.isfinite(out["total"]))
-            if finite:
-                opt.step()
-        else:
-            opt.step(closure)
-            finite = bool(torch.isfinite(out["total"]))
-        total = float(out["total"])
+    def result_now() -> FitResult:
+        return FitResult(image=out["x"], ema=ema, history=hist, iters_run=it, seconds=time.perf_counter() - t0,
+                         backtracks=state.backtracks, best=best, best_iter=best_iter, selected=state.selected,
+                         selected_iter=state.selected_iter)
 
-        diverged = not finite
-        if cfg.backtrack and finite and (it + 1) % cfg.backtrack_every == 0:
-            # A data-fit PSNR drop of more than backtrack_db dB since the last check = divergence.
-            if total > last_check_loss * 10 ** (cfg.backtrack_db / 10):
-                diverged = True
+    try:
+        while it < cfg.iters:
+            if batched:
+                sweep()
+                finite = bool(torch.isfinite(out["total"]))
+            elif cfg.optimizer == "adam":
+                closure()
+                finite = bool(torch.isfinite(out["total"]))
+                if finite:
+                    opt.step()
             else:
-                good = _snapshot(param, opt, sched, ema)
-                last_check_loss = total
-        if diverged:
-            if not cfg.backtrack:
-                raise DivergenceError(f"loss became {total} at iteration {it}; enable backtracking or lower the learning rate")
-            state.backtracks += 1
-            if state.backtracks > cfg.max_backtracks:
-                raise DivergenceError(
-                    f"the fit diverged {state.backtracks - 1} times (last at iteration {it}); lower the learning rate")
-            p_sd, o_sd, s_sd, e = copy.deepcopy(good)
-            param.load_state_dict(p_sd)
-            opt.load_state_dict(o_sd)
-            if sched is not None and s_sd is not None:
-                sched.load_state_dict(s_sd)
-            for g in opt.param_groups:
-                g["lr"] *= cfg.backtrack_lr_factor
-            ema = e
+                opt.step(closure)
+                finite = bool(torch.isfinite(out["total"]))
+            total = float(out["total"])
+
+            diverged = not finite
+            if cfg.backtrack and finite and (it + 1) % cfg.backtrack_every == 0:
+                # A data-fit PSNR drop of more than backtrack_db dB since the last check = divergence.
+                if total > last_check_loss * 10 ** (cfg.backtrack_db / 10):
+                    diverged = True
+                else:
+                    good = _snapshot(param, opt, sched, ema)
+                    last_check_loss = total
+                    restores_since_good = 0
+            if diverged:
+                if not cfg.backtrack:
+                    raise DivergenceError(f"loss became {total} at iteration {it}; enable backtracking or lower the learning rate")
+                state.backtracks += 1
+                if state.backtracks > cfg.max_backtracks:
+                    raise DivergenceError(
+                        f"the fit diverged {state.backtracks - 1} times (last at iteration {it}); lower the learning rate")
+                p_sd, o_sd, s_sd, e = copy.deepcopy(good)
+                param.load_state_dict(p_sd)
+                opt.load_state_dict(o_sd)
+                if sched is not None and s_sd is not None:
+                    sched.load_state_dict(s_sd)
+                restores_since_good += 1
+                for g in opt.param_groups:
+                    g["lr"] *= cfg.backtrack_lr_factor ** restores_since_good
+                ema = e
+                for cb in callbacks:
+                    cb.on_backtrack(state)
+                continue  # redo this iteration from the restored state; the bad output is not recorded
+            if sched is not None:
+                sched.step()
+
+            x = out["x"]
+            if cfg.ema is not None:
+                ema = x.clone() if ema is None else ema.mul_(cfg.ema).add_(x, alpha=1 - cfg.ema)
+            hist["loss"].append(total)
+            hist["data"].append(float(out["data"]))
+            hist["reg"].append(float(out["reg"]))
+            hist["lr"].append(opt.param_groups[0]["lr"])
+            hist["time"].append(time.perf_counter() - t0)
+            if gt is not None:
+                p = psnr(x, gt)
+                hist["psnr"].append(p)
+                hist["psnr_ema"].append(psnr(ema, gt) if ema is not None else p)
+                if p > best_psnr:
+                    best_psnr, best, best_iter = p, x.clone(), it
+                if cfg.ssim_every and (it + 1) % cfg.ssim_every == 0:
+                    hist["ssim_iter"].append(it)
+                    hist["ssim"].append(ssim(ema if ema is not None else x, gt))
+
+            state.it, state.x, state.ema, state.loss = it, x, ema, total
+            state.elapsed = hist["time"][-1]
             for cb in callbacks:
-                cb.on_backtrack(state)
-            continue  # redo this iteration from the restored state; the bad output is not recorded
-        if sched is not None:
-            sched.step()
+                cb.on_step_end(state)
+            it += 1
+            if checkpoint_every and it % checkpoint_every == 0:
+                _atomic_torch_save(snapshot_all(), checkpoint)
+            if interrupted["flag"]:
+                if checkpoint is not None:
+                    _atomic_torch_save(snapshot_all(), checkpoint)
+                raise FitInterrupted(result_now(), None if checkpoint is None else str(checkpoint))
+            if state.stop:
+                break
 
-        x = out["x"]
-        if cfg.ema is not None:
-            ema = x.clone() if ema is None else ema.mul_(cfg.ema).add_(x, alpha=1 - cfg.ema)
-        hist["loss"].append(total)
-        hist["data"].append(float(out["data"]))
-        hist["reg"].append(float(out["reg"]))
-        hist["lr"].append(opt.param_groups[0]["lr"])
-        hist["time"].append(time.perf_counter() - t0)
-        if gt is not None:
-            p = psnr(x, gt)
-            hist["psnr"].append(p)
-            hist["psnr_ema"].append(psnr(ema, gt) if ema is not None else p)
-            if p > best_psnr:
-                best_psnr, best, best_iter = p, x.clone(), it
-            if cfg.ssim_every and (it + 1) % cfg.ssim_every == 0:
-                hist["ssim_iter"].append(it)
-                hist["ssim"].append(ssim(ema if ema is not None else x, gt))
-
-        state.it, state.x, state.ema, state.loss = it, x, ema, total
-        state.elapsed = hist["time"][-1]
-        for cb in callbacks:
-            cb.on_step_end(state)
-        it += 1
-        if state.stop:
-            break
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
 
     for cb in callbacks:
         cb.on_fit_end(state)
-    return FitResult(image=out["x"], ema=ema, history=hist, iters_run=it, seconds=time.perf_counter() - t0,
-                     backtracks=state.backtracks, best=best, best_iter=best_iter, selected=state.selected,
-                     selected_iter=state.selected_iter)
+    return result_now()

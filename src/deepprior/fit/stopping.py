@@ -36,6 +36,16 @@ class _Detector(Callback):
         self.best_iter: int | None = None
         self.fired_at: int | None = None  # the step at which the rule fired (also with stop=False)
 
+    _extra: tuple[str, ...] = ()  # subclass state that a checkpoint keeps
+
+    def state_dict(self) -> dict:
+        keys = ("scores", "iters", "best_score", "best_iter", "fired_at", *self._extra)
+        return {k: getattr(self, k) for k in keys}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
     def _update(self, state: FitState, score: float | None) -> None:
         if score is None:
             return
@@ -68,6 +78,7 @@ class WindowedVariance(_Detector):
         if source not in ("x", "ema"):
             raise ConfigError(f"source must be 'x' (the outputs, as in the paper) or 'ema', got {source!r}")
         self.window, self.source = window, source
+        self._extra = ("_buf", "_s1", "_s2", "_n")
         self._buf: Tensor | None = None
         self._s1: Tensor | None = None
         self._s2 = 0.0
@@ -104,6 +115,7 @@ class ExponentialVariance(_Detector):
         if not 0 < alpha <= 1:
             raise ConfigError(f"alpha must be in (0, 1], got {alpha}")
         self.alpha, self.warmup = alpha, warmup
+        self._extra = ("_m", "_v", "_n")
         self._m: Tensor | None = None
         self._v = 0.0
         self._n = 0

@@ -82,6 +82,9 @@ def load_series(path, key: str | None = None) -> np.ndarray:
         raise InputError(f"{path}: expected a 2-D image or a 3-D series, got shape {a.shape}")
     if int(np.argmin(a.shape)) == 2 and a.shape[2] < min(a.shape[:2]):
         a = np.moveaxis(a, -1, 0)
+    if min(a.shape[1:]) < 4:
+        raise InputError(f"{path}: frames of {a.shape[1]}×{a.shape[2]} pixels are too small (shape {a.shape}); "
+                         "the series must be (frames, H, W) or (H, W) with H, W ≥ 4")
     if not np.isfinite(a).all():
         raise InputError(f"{path}: the series contains NaN or Inf")
     return a

@@ -151,6 +151,14 @@ class Downsample(LinearOperator):
             raise InputError(
                 f"image size {h}×{w} is not divisible by the scale factor {self.factor}; crop it to a multiple"
             )
+        ks = self.kernel.shape[-1]
+        if self.kind == "bicubic" and min(h, w) < 2 * self.factor:
+            # PyTorch's antialiased bicubic backward disagrees with its forward for 1-pixel outputs
+            raise InputError(f"image size {h}×{w} is too small for bicubic downsampling by {self.factor} "
+                             f"(needs at least {2 * self.factor} pixels per side)")
+        if min(h, w) + 2 * self.pad[0] < ks:
+            raise InputError(f"image size {h}×{w} is too small for the {self.kind} kernel at factor {self.factor} "
+                             f"(needs at least {ks - 2 * self.pad[0]} pixels per side)")
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
