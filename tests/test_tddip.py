@@ -176,3 +176,23 @@ def test_cli_tddip_writes_series_gif_plot_and_rejects_misplaced_options(tmp_path
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "x.npy").exists() and not (tmp_path / "p.png").exists()
+
+
+def test_tddip_resumes_bit_identically_after_a_crash(tmp_path):
+    from deepprior.fit import Callback
+
+    d = simulate(_phantom(frames=4, n=16), coils=2, pattern="kt-random", accel=2, center=4, seed=0)
+    preset = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
+    kw = dict(preset=preset, steps=48, stop="holdout", patience=100, seed=1)
+    ref, _ = tddip(d, **kw)
+
+    class Crash(Callback):
+        def on_step_end(self, state):
+            if state.it == 8:
+                raise RuntimeError("crash")
+
+    ck = tmp_path / "t.ckpt"
+    with pytest.raises(RuntimeError):
+        tddip(d, **kw, callbacks=[Crash()], checkpoint=ck, checkpoint_every=3)
+    x, info = tddip(d, **kw, resume=ck)
+    assert torch.equal(x, ref) and info["sweeps"] == 12

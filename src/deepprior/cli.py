@@ -400,6 +400,9 @@ def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr
               help="tddip/gip: fraction of acquired samples held out for --stop holdout.")
 @click.option("--patience", type=click.IntRange(min=1), default=None, help="tddip: sweeps without improvement before stopping.")
 @click.option("--plot", type=click.Path(), default=None, help="tddip/gip: loss and per-frame PSNR curves (.png).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
+              help="tddip: write the fit state to OUTPUT.ckpt every N sweeps (and on Ctrl-C).")
+@click.option("--resume", is_flag=True, help="tddip: continue the run saved in OUTPUT.ckpt.")
 @click.option("--lambda-l", type=click.FloatRange(min=0), default=0.01, show_default=True, help="L+S: low-rank threshold.")
 @click.option("--lambda-s", type=click.FloatRange(min=0), default=0.01, show_default=True, help="L+S: sparse threshold.")
 @click.option("--weight", type=click.FloatRange(min=0), default=None, help="k-t TV weight.")
@@ -412,7 +415,8 @@ def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr
 @click.option("--overwrite", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
 def mri_recon(data, output, method, iters, preset, manifold_kind, cycles, batch, stop, holdout, patience, plot,
-              lambda_l, lambda_s, weight, gt, key, gif, montage, slice_index, seed, overwrite, quiet):
+              checkpoint_every, resume, lambda_l, lambda_s, weight, gt, key, gif, montage, slice_index, seed,
+              overwrite, quiet):
     """Reconstruct DATA (.h5 from `mri simulate`, fastMRI or Cartesian ISMRMRD) and report PSNR/SSIM/NRMSE
     when a reference exists."""
     import numpy as np
@@ -434,6 +438,13 @@ def mri_recon(data, output, method, iters, preset, manifold_kind, cycles, batch,
         raise InputError(f"{', '.join(tdd_only)} only apply to --method tddip")
     if method == "gip" and stop == "wmv":
         raise InputError("--stop wmv is not available for gip; use holdout or none")
+    ck = Path(output).with_name(Path(output).name + ".ckpt")
+    if (checkpoint_every or resume) and method != "tddip":
+        raise InputError("--checkpoint-every and --resume apply to --method tddip")
+    if resume and not ck.is_file():
+        raise InputError(f"--resume: no checkpoint {ck} (a run writes one with --checkpoint-every N or on Ctrl-C)")
+    if checkpoint_every and not resume and ck.exists() and not overwrite:
+        raise InputError(f"{ck} holds an earlier run: pass --resume to continue it or --overwrite to start over")
     for p, exts in outs:
         if p:
             check_output(p, overwrite, exts=exts)
@@ -454,11 +465,18 @@ def mri_recon(data, output, method, iters, preset, manifold_kind, cycles, batch,
     opts = {}
     if method == "tddip":
         opts = {k: v for k, v in tdd.items() if v is not None}
-        opts.update(stop=stop, holdout=holdout, ref=ref, preset=preset or "tddip-cpu")
+        opts.update(stop=stop, holdout=holdout, ref=ref, preset=preset or "tddip-cpu", checkpoint=ck,
+                    checkpoint_every=checkpoint_every or 0, resume=ck if resume else None)
     elif method == "gip":
         opts = dict(stop=stop, holdout=holdout, ref=ref, preset=preset or "gip-cpu")
-    x, info = reconstruct(d, method, iters=iters, lambda_l=lambda_l, lambda_s=lambda_s, weight=weight, seed=seed,
-                          callbacks=cbs, **opts)
+    from .fit import FitInterrupted
+
+    try:
+        x, info = reconstruct(d, method, iters=iters, lambda_l=lambda_l, lambda_s=lambda_s, weight=weight, seed=seed,
+                              callbacks=cbs, **opts)
+    except FitInterrupted as e:
+        _echo(f"interrupted after {e.result.iters_run} sweeps: wrote {e.checkpoint}; continue with --resume", err=True)
+        raise
     save_recon(output, x, overwrite)
     if gif:
         save_recon(gif, x, overwrite)

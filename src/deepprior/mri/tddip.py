@@ -223,7 +223,8 @@ class MRIOracle(Callback):
 def tddip(data: MRIData, *, preset: str | dict = "tddip", steps: int | None = None, batch: int | None = None,
           manifold_kind: str | None = None, cycles: float | None = None, coords=None, stop: str = "holdout",
           holdout: float = 0.05, patience: int | None = None, dcf: bool = True, seed: int = 0, callbacks=(), ref: Tensor | None = None,
-          device: str | torch.device = "cpu", **fit_overrides) -> tuple[Tensor, dict]:
+          device: str | torch.device = "cpu", checkpoint=None, checkpoint_every: int = 0, resume=None,
+          **fit_overrides) -> tuple[Tensor, dict]:
     """Reconstruct a dynamic series with TDDIP. Returns the complex series ``(T, H, W)`` and an info dict
     (steps, sweeps, seconds, the stopped/selected sweep, loss curves and — with ``ref`` — the oracle
     PSNR curve and its best sweep, as diagnostics).
@@ -231,6 +232,7 @@ def tddip(data: MRIData, *, preset: str | dict = "tddip", steps: int | None = No
     ``stop``: ``'holdout'`` (hold out ``holdout`` of the acquired samples, stop when their loss has not
     improved for ``patience`` sweeps and deliver that iterate), ``'wmv'`` (ES-WMV on the outputs) or
     ``'none'`` (run all ``steps``). ``steps`` counts optimizer steps of ``batch`` frames, as the reference.
+    ``checkpoint``/``checkpoint_every``/``resume`` as in :func:`~deepprior.fit.fit` (counted in sweeps).
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
@@ -292,7 +294,8 @@ def tddip(data: MRIData, *, preset: str | dict = "tddip", steps: int | None = No
                     backtrack_every=max(1, min(100, sweeps // 10)), **fcfg)
     cfg = cfg.replace(**{k: v for k, v in fit_overrides.items() if v is not None})
     t0 = time.perf_counter()
-    res = fit(param, (tr_op @ c2c).to(dev), (y_tr * scale).to(dev), cfg, callbacks=cbs)
+    res = fit(param, (tr_op @ c2c).to(dev), (y_tr * scale).to(dev), cfg, callbacks=cbs, checkpoint=checkpoint,
+              checkpoint_every=checkpoint_every, resume=resume)
     seconds = time.perf_counter() - t0
     x = to_image(res.output).detach().cpu()
     info = {"method": "tddip", "steps": res.iters_run * per_sweep, "sweeps": res.iters_run, "batch": b or t_frames,
