@@ -83,9 +83,12 @@ def test_sampling_patterns(pattern):
     assert m.shape == (6, 32, 32) and set(m.unique().tolist()) <= {0.0, 1.0}
     r = m.numel() / m.sum().item()
     assert 2 < r < 8, r  # close to the requested acceleration
-    assert m[:, :, 13:19].min() == 1 or pattern == "radial-cartesian"  # fully sampled centre
+    if pattern == "poisson2d":
+        assert m[:, 13:19, 13:19].min() == 1  # a fully sampled centre block
+    else:
+        assert m[:, :, 13:19].min() == 1 or pattern == "radial-cartesian"  # fully sampled centre lines
     assert torch.equal(m, cartesian_mask(6, 32, 32, accel=4, center=6, pattern=pattern, seed=1))
-    if pattern in ("kt-random", "kt-shifted", "vista", "poisson"):
+    if pattern in ("kt-random", "kt-shifted", "vista", "poisson", "poisson2d"):
         assert not torch.equal(m[0], m[1])  # k-t patterns differ between frames
 
 

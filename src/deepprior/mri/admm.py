@@ -63,8 +63,8 @@ def admm(param: Parameterization, op: LinearOperator, y: Tensor, *, rho: float =
     >>> A = CartesianSENSE(torch.ones(2, 8, 8))
     >>> y = A(torch.ones(2, 8, 8, dtype=torch.complex64))
     >>> r = admm(Pixels(torch.zeros(2, 2, 8, 8)), A, y, rho=1e-3, outer=2, net_steps=5, net_lr=1e-2)
-    >>> round(float(r.x.real.mean()), 3)
-    1.0
+    >>> abs(float(r.x.real.mean()) - 1) < 0.01  # fully sampled: X is the data-consistent image
+    True
     """
     if rho <= 0 or outer < 1 or cg_iters < 1 or net_steps < 1:
         raise ConfigError(f"ADMM needs rho > 0 and positive counts, got rho={rho}, outer={outer}, "
