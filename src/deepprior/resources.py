@@ -4,7 +4,7 @@ The estimate runs the parameterization once on PyTorch's ``meta`` device (shapes
 allocated) and adds up every layer's output — what autograd keeps for the backward pass — plus the
 parameters with their gradients and Adam's two moments, and the fit's images (EMA, best iterate,
 stopping windows). Measured against the peak RSS of real fits it errs on the high side (see
-``tests/test_reliability.py``).
+``tests/test_reliability.py`` and ``docs/reliability.md``).
 """
 
 from __future__ import annotations
@@ -49,10 +49,12 @@ def activation_bytes(param: nn.Module) -> int:
 
 
 def estimate_fit_bytes(param: nn.Module, image_bytes: int, extra_images: int = 4) -> int:
-    """Peak memory of a fit: activations (kept for backward, plus as much again for their gradients),
-    parameters + gradients + Adam moments, and ``extra_images`` copies of the output (EMA, best, …)."""
+    """Peak memory of a fit: activations (kept for backward, as much again for their gradients, and a
+    quarter more for what functional ops inside ``forward`` — concatenations, resizes — allocate
+    outside any module), parameters + gradients + Adam moments, and ``extra_images`` copies of the
+    output (EMA, best, …)."""
     n_params = sum(p.numel() * p.element_size() for p in param.parameters())
-    return int(2 * activation_bytes(param) + 4 * n_params + extra_images * image_bytes)
+    return int(2.5 * activation_bytes(param) + 4 * n_params + extra_images * image_bytes)
 
 
 def available_bytes(device: torch.device) -> int | None:
