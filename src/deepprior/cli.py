@@ -71,8 +71,10 @@ def _ckpt_path(o: dict) -> Path:
 def _check_outputs(o: dict, iters_hint: int | None = None) -> None:
     from .io import check_output
 
-    check_output(o["output"], o["overwrite"])
+    # --resume continues the run whose checkpoint sits next to the output: the partial image an
+    # interrupted run wrote there is that run's own and is replaced.
     ck = _ckpt_path(o)
+    check_output(o["output"], o["overwrite"] or (o.get("resume") and ck.is_file()))
     if o.get("resume") and not ck.is_file():
         raise InputError(f"--resume: no checkpoint {ck} (a run writes one with --checkpoint-every N or on Ctrl-C)")
     if not o.get("resume") and ck.exists() and not o["overwrite"] and o.get("checkpoint_every"):
