@@ -83,6 +83,8 @@ def test_frame_select_matches_full_operator():
     assert torch.allclose(cart.select(idx)(x[idx]), cart(x)[idx])
     rad = RadialSENSE(golden_angle_radial(t, 3, 12), maps)
     assert torch.allclose(rad.select(idx)(x[idx]), rad(x)[idx], atol=1e-5)
+    kb = RadialSENSE(golden_angle_radial(t, 3, 12), maps, backend="torchkbnufft")
+    assert torch.allclose(kb.select(idx)(x[idx]), kb(x)[idx], atol=1e-5) and kb.select(idx)._kb is kb._kb
     wrad = Weighted(rad, ramp_dcf(rad.traj))
     assert torch.allclose(wrad.select(idx)(x[idx]), wrad(x)[idx], atol=1e-5)
     y = wrad(x)

@@ -169,7 +169,7 @@ class RadialSENSE(LinearOperator):
         sub.register_buffer("traj", self.traj[index.to(self.traj.device)])
         sub.register_buffer("maps", self.maps)
         sub._plans = None if self.backend != "finufft" else self._finufft().subset(idx.tolist())
-        sub._kb = self._kb
+        sub._kb = self._torchkb() if self.backend == "torchkbnufft" else None  # share the interpolators too
         return sub
 
     def _coil_images(self, x: Tensor) -> Tensor:
