@@ -440,7 +440,7 @@ def mri_recon(data, output, method, iters, preset, manifold_kind, cycles, batch,
         raise InputError(f"{', '.join(tdd_only)} only apply to --method tddip")
     if method == "gip" and stop == "wmv":
         raise InputError("--stop wmv is not available for gip; use holdout or none")
-    ck = Path(output).with_name(Path(output).name + ".ckpt")
+    ck = _ckpt_path({"output": output})
     if (checkpoint_every or resume) and method != "tddip":
         raise InputError("--checkpoint-every and --resume apply to --method tddip")
     if resume and not ck.is_file():

@@ -77,6 +77,21 @@ def save_curves(path, history: dict, title: str = "", marks: dict[str, int] | No
     plt.close(fig)
 
 
+def _per_frame_panel(a, metrics: dict) -> None:
+    """PSNR (left axis) and SSIM (right axis) per frame of a series, with their means."""
+    per = metrics["per_frame"]
+    frames = np.arange(1, len(per["psnr"]) + 1)
+    a.plot(frames, per["psnr"], "o-", ms=3, label=f"PSNR (mean {metrics['psnr']:.2f} dB)")
+    a.set_xlabel("frame")
+    a.set_ylabel("PSNR [dB]")
+    b = a.twinx()
+    b.plot(frames, per["ssim"], "s--", ms=3, color="C1", label=f"SSIM (mean {metrics['ssim']:.3f})")
+    b.set_ylabel("SSIM")
+    a.legend(fontsize=8, loc="lower left")
+    b.legend(fontsize=8, loc="lower right")
+    a.grid(alpha=0.3)
+
+
 def save_dynamic_report(path, info: dict, metrics: dict | None = None) -> None:
     """A dynamic reconstruction's curves: the data loss and the stopping score per sweep (the delivered
     and the stopping sweep marked) and, with a reference, PSNR per sweep (oracle peak marked, a
@@ -113,18 +128,7 @@ def save_dynamic_report(path, info: dict, metrics: dict | None = None) -> None:
             a.axvline(it + 1, color=f"C{i + 2}", ls="--", lw=1, label=label)
         a.legend(fontsize=8, loc="lower right" if a is not ax else "upper right", framealpha=0.6)
     if have_ref:
-        a = axes[0][-1]
-        per = metrics["per_frame"]
-        frames = np.arange(1, len(per["psnr"]) + 1)
-        a.plot(frames, per["psnr"], "o-", ms=3, label=f"PSNR (mean {metrics['psnr']:.2f} dB)")
-        a.set_xlabel("frame")
-        a.set_ylabel("PSNR [dB]")
-        b = a.twinx()
-        b.plot(frames, per["ssim"], "s--", ms=3, color="C1", label=f"SSIM (mean {metrics['ssim']:.3f})")
-        b.set_ylabel("SSIM")
-        a.legend(fontsize=8, loc="lower left")
-        b.legend(fontsize=8, loc="lower right")
-        a.grid(alpha=0.3)
+        _per_frame_panel(axes[0][-1], metrics)
     _atomic_save(fig, Path(path))
     plt.close(fig)
 
@@ -152,13 +156,6 @@ def save_stages_report(path, info: dict, metrics: dict | None = None) -> None:
     ax.legend(fontsize=8, loc="upper right")
     ax.set_title(" · ".join(f"{s['stage']} {s['steps']} steps {s['seconds']:.0f}s" for s in info["stages"]), fontsize=8)
     if metrics is not None:
-        a = axes[0][1]
-        per = metrics["per_frame"]
-        frames = np.arange(1, len(per["psnr"]) + 1)
-        a.plot(frames, per["psnr"], "o-", ms=3, label=f"PSNR (mean {metrics['psnr']:.2f} dB)")
-        a.set_xlabel("frame")
-        a.set_ylabel("PSNR [dB]")
-        a.legend(fontsize=8, loc="lower left")
-        a.grid(alpha=0.3)
+        _per_frame_panel(axes[0][1], metrics)
     _atomic_save(fig, Path(path))
     plt.close(fig)

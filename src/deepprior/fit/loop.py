@@ -313,14 +313,23 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
     if checkpoint_every and checkpoint is None:
         raise ConfigError("checkpoint_every needs a checkpoint path")
 
-    def closure():
+    def forward_backward(idx: Tensor | None = None):
+        """Loss of all items (``idx=None``) or of the items ``idx``, and its gradient."""
         opt.zero_grad(set_to_none=True)
-        x = param()
-        data = loss_fn(operator(x), y)
+        if idx is None:
+            x = param()
+            data = loss_fn(operator(x), y)
+        else:
+            x = param(index=idx)
+            data = loss_fn(operator.select(idx)(x), y[idx.to(y.device)])
         reg = cfg.reg_weight * regularizer(x) if regularizer is not None and cfg.reg_weight else x.new_zeros(())
         total = data + reg
         total.backward()
-        out.update(x=x.detach(), data=data.detach(), reg=reg.detach(), total=total.detach())
+        return x.detach(), data.detach(), reg.detach(), total
+
+    def closure():
+        x, data, reg, total = forward_backward()
+        out.update(x=x, data=data, reg=reg, total=total.detach())
         return total
 
     n_items = getattr(param, "n_items", None)
@@ -383,29 +392,21 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
 
     def sweep():
         """One pass over all items in mini-batches; the iterate is assembled from the batches' outputs."""
-        order = torch.randperm(n_items, generator=order_gen)
-        parts, sums = [None] * n_items, {"data": 0.0, "reg": 0.0}
-        ok = True
-        for idx in order.split(cfg.batch):
+        x_all, data_sum, reg_sum = None, 0.0, 0.0
+        for idx in torch.randperm(n_items, generator=order_gen).split(cfg.batch):
             idx = idx.sort().values
-            opt.zero_grad(set_to_none=True)
-            xb = param(index=idx)
-            data = loss_fn(operator.select(idx)(xb), y[idx.to(y.device)])
-            reg = cfg.reg_weight * regularizer(xb) if regularizer is not None and cfg.reg_weight else xb.new_zeros(())
-            (data + reg).backward()
+            xb, data, reg, _ = forward_backward(idx)
             if not (torch.isfinite(data) and torch.isfinite(reg)):
-                ok = False
-                sums["data"] = sums["reg"] = math.nan
+                x_all, data_sum, reg_sum = None, math.nan, math.nan
                 break
             opt.step()
-            w = idx.numel() / n_items
-            sums["data"] += w * float(data.detach())
-            sums["reg"] += w * float(reg.detach())
-            for j, i in enumerate(idx.tolist()):
-                parts[i] = xb[j].detach()
-        x = torch.stack(parts) if ok else None
-        out.update(x=x, data=torch.tensor(sums["data"]), reg=torch.tensor(sums["reg"]),
-                   total=torch.tensor(sums["data"] + sums["reg"]))
+            data_sum += float(data) * idx.numel() / n_items
+            reg_sum += float(reg) * idx.numel() / n_items
+            if x_all is None:
+                x_all = xb.new_empty((n_items, *xb.shape[1:]))
+            x_all[idx.to(xb.device)] = xb
+        out.update(x=x_all, data=torch.tensor(data_sum), reg=torch.tensor(reg_sum),
+                   total=torch.tensor(data_sum + reg_sum))
 
     def result_now() -> FitResult:
         return FitResult(image=out["x"], ema=ema, history=hist, iters_run=it, seconds=time.perf_counter() - t0,

@@ -35,6 +35,7 @@ from ..fit import Callback, FitConfig, FitState, fit
 from ..params import Parameterization
 from .admm import admm
 from .data import MRIData
+from .metrics import mri_psnr
 from .operators import ChannelsToComplex
 from .tddip import MRIOracle, _zero_filled, split_kspace
 
@@ -275,6 +276,15 @@ def scaled_schedule(p: dict, iters: int | None) -> tuple[list[tuple[str, int, fl
     return stages, a
 
 
+def _phase(callbacks, name: str | None, total: int = 0) -> None:
+    """Tell progress bars that a named phase of ``total`` steps begins (``name=None``: it ended)."""
+    for cb in callbacks:
+        if name is None and hasattr(cb, "end_phase"):
+            cb.end_phase()
+        elif name is not None and hasattr(cb, "begin_phase"):
+            cb.begin_phase(name, total)
+
+
 class _FreezeGraph(Callback):
     def __init__(self, param: GIP, at: int):
         self.param, self.at = param, at
@@ -329,7 +339,6 @@ def gip(data: MRIData, *, preset: str | dict = "gip", iters: int | None = None, 
     op = (tr_op @ c2c).to(dev)
     to_image = lambda x: c2c(x) / scale  # noqa: E731
     info: dict = {"method": "gip", "stages": [], "scale": scale, "params": sum(q.numel() for q in param.parameters())}
-    oracle_cbs = []
     t0 = time.perf_counter()
     for name, steps, lr in stages:
         param.stage = "cnn" if name == "cnn" else "gnn"
@@ -352,10 +361,7 @@ def gip(data: MRIData, *, preset: str | dict = "gip", iters: int | None = None, 
         oracle = MRIOracle(ref, to_image, every=max(1, steps // 50)) if ref is not None else None
         if oracle is not None:
             cbs.append(oracle)
-            oracle_cbs.append(oracle)
-        for cb in callbacks:
-            if hasattr(cb, "begin_phase"):
-                cb.begin_phase(f"gip {name}", steps)
+        _phase(callbacks, f"gip {name}", steps)
         cfg = FitConfig(iters=steps, lr=lr, betas=tuple(p["betas"]), ema=None, backtrack=True,
                         backtrack_every=max(1, min(100, steps // 10)))
         s0 = time.perf_counter()
@@ -382,21 +388,15 @@ def gip(data: MRIData, *, preset: str | dict = "gip", iters: int | None = None, 
 
         def on_outer(k, xk, gk):
             if ref is not None:
-                from .metrics import mri_metrics
-
-                admm_log.append(mri_metrics(xk.detach().cpu() / scale, ref)["psnr"])
+                admm_log.append(mri_psnr(xk / scale, ref))
 
         cfg = FitConfig(betas=tuple(p["betas"]))
-        for cb in callbacks:
-            if hasattr(cb, "begin_phase"):
-                cb.begin_phase("gip admm", a["outer"] * a["net_steps"])
+        _phase(callbacks, "gip admm", a["outer"] * a["net_steps"])
         val = ((va_op.to(dev), (y_va * scale).to(dev)) if stop == "holdout" else None)
         s0 = time.perf_counter()
         r = admm(param, tr_op.to(dev), y, rho=a["rho"], outer=a["outer"], cg_iters=a["cg_iters"], net_steps=a["net_steps"],
                  net_lr=a["net_lr"], net_config=cfg, val=val, on_outer=on_outer, callbacks=callbacks)
-        for cb in callbacks:
-            if hasattr(cb, "end_phase"):
-                cb.end_phase()  # close the ADMM bar (held-out stopping may end it early)
+        _phase(callbacks, None)  # close the ADMM bar (held-out stopping may end it early)
         x = (r.x / scale).detach().cpu()
         rec = {"stage": "admm", "steps": r.outer_run * a["net_steps"], "outer": r.outer_run, "selected": r.selected,
                "seconds": time.perf_counter() - s0, "val_loss": r.val_loss, "oracle_psnr": admm_log}

@@ -27,6 +27,7 @@ from ..nets import MapNet, build_net
 from ..nets.common import center_crop
 from ..params import Parameterization, render
 from .data import MRIData
+from .metrics import mri_psnr
 from .operators import CartesianSENSE, ChannelsToComplex
 
 MANIFOLDS = ("helix", "circle", "line", "custom")
@@ -147,12 +148,10 @@ def resolve_tddip_preset(preset: str | dict) -> dict:
 
 
 def _zero_filled(data: MRIData) -> Tensor:
-    if not data.radial:
-        return data.operator.adjoint(data.kspace)
-    from .nufft import Weighted, pipe_dcf
+    from .methods import _weighted  # radial: density-compensated, as the zero-filled method
 
-    w = Weighted(data.operator, pipe_dcf(data.traj, data.shape))
-    return w.adjoint(w.sw * data.kspace)
+    op, y = _weighted(data)
+    return op.adjoint(y)
 
 
 def _radial_weights(data: MRIData, dcf: bool) -> Tensor:
@@ -193,17 +192,14 @@ class MRIOracle(Callback):
     (data range = max |reference|). ``to_image`` maps the fit's output to the complex series."""
 
     def __init__(self, ref: Tensor, to_image, every: int = 1):
-        self.ref = ref.detach().abs().float()
-        self.to_image, self.every = to_image, every
-        self.rng2 = float(self.ref.max()) ** 2
+        self.ref, self.to_image, self.every = ref.detach(), to_image, every
         self.iters: list[int] = []
         self.psnr: list[float] = []
         self.psnr_ema: list[float] = []
         self.best_psnr, self.best_iter, self.best = -math.inf, None, None
 
     def _psnr(self, x: Tensor) -> float:
-        mse = (self.to_image(x).abs().float().cpu() - self.ref).square().mean(dim=(-2, -1))
-        return float((10 * torch.log10(self.rng2 / mse.clamp(min=1e-20))).mean())
+        return mri_psnr(self.to_image(x), self.ref)
 
     def on_step_end(self, state: FitState) -> None:
         if (state.it + 1) % self.every:
@@ -249,12 +245,11 @@ def tddip(data: MRIData, *, preset: str | dict = "tddip", steps: int | None = No
     p = resolve_tddip_preset(preset)
     fcfg = dict(p["fit"])
     t_frames = data.frames
-    b = batch if batch is not None else fcfg.pop("batch", 1)
-    fcfg.pop("batch", None)
+    preset_batch, preset_steps = fcfg.pop("batch", 1), fcfg.pop("steps")
+    b = batch if batch is not None else preset_batch
     b = None if b is None or b >= t_frames else int(b)
     per_sweep = 1 if b is None else math.ceil(t_frames / b)
-    n_steps = steps if steps is not None else fcfg.pop("steps")
-    fcfg.pop("steps", None)
+    n_steps = steps if steps is not None else preset_steps
     sweeps = max(1, math.ceil(n_steps / per_sweep))
     lr_step = max(1, round(fcfg.pop("lr_step", 2000) / per_sweep))
     dev = torch.device(device)
