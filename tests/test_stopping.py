@@ -119,3 +119,44 @@ def test_wmv_can_score_the_ema():
     assert det.best_iter == 19 and st.stop and st.it == 19 + 50
     with pytest.raises(ConfigError):
         WindowedVariance(source="z")
+
+
+def _tiny_inpaint(stop_rule=None):
+    from conftest import smooth_image
+
+    from deepprior.tasks import inpaint_problem, random_mask, to_tensor
+
+    clean = to_tensor(smooth_image(24, 24, 1))
+    p = inpaint_problem(clean, random_mask((24, 24), 0.5, seed=0), clean)
+    preset = {"net": {"name": "skip", "channels_down": [8] * 3, "channels_up": [8] * 3, "channels_skip": [2] * 3},
+              "code": {"kind": "noise", "channels": 4, "scale": 0.1}, "reg_noise_std": 0.0,
+              "fit": {"iters": 300, "lr": 0.01, "ema": None, "backtrack": False}}
+    if stop_rule:
+        preset["stop"] = stop_rule
+    return p, preset
+
+
+def test_preset_stop_rule_is_the_default_and_can_be_overridden():
+    from deepprior.tasks import solve
+
+    p, preset = _tiny_inpaint({"rule": "holdout", "patience": 30})
+    r = solve(p, preset=preset, device="cpu")
+    assert r.stop == "holdout" and r.fit.selected_iter is not None
+    assert r.fit.iters_run < 300  # the preset's patience (30, scored every 10) ended it early
+    r = solve(p, preset=preset, device="cpu", stop="none", iters=40)
+    assert r.stop == "none" and r.fit.selected_iter is None and r.fit.iters_run == 40
+
+
+def test_refit_runs_all_samples_for_the_chosen_count():
+    from deepprior.tasks import solve
+
+    p, preset = _tiny_inpaint()
+    held = solve(p, preset=preset, device="cpu", stop="holdout", patience=30)
+    r = solve(p, preset=preset, device="cpu", stop="holdout", patience=30, refit=True)
+    chosen = held.fit.selected_iter + 1
+    assert r.stop == "holdout+refit" and r.fit.iters_run == chosen and r.metrics["selected_iter"] == chosen - 1
+    # the refit saw every known pixel: its data fit on the full mask beats the held-out run's
+    full = p.operator
+    assert torch.mean((full(r.fit.output) - p.y) ** 2) < torch.mean((full(held.fit.output) - p.y) ** 2)
+    with pytest.raises(ConfigError, match="holdout"):
+        solve(p, preset=preset, device="cpu", stop="wmv", refit=True)

@@ -41,10 +41,12 @@ def _common(f):
         click.option("--plot", type=click.Path(), default=None, help="Write the loss/PSNR curves here (.png)."),
         click.option("--figure", type=click.Path(), default=None, help="Write degraded | restored | reference (.png)."),
         click.option("--save-every", type=click.IntRange(min=1), default=None, help="Also save the image every N steps."),
-        click.option("--stop", type=click.Choice(("none", "wmv", "wmv-ema", "emv", "holdout")), default="none",
-                     show_default=True,
+        click.option("--stop", type=click.Choice(("none", "wmv", "wmv-ema", "emv", "holdout")), default=None,
                      help="Stop without ground truth: variance of the outputs (wmv, emv) or of the EMA (wmv-ema), "
-                          "or held-out measurements."),
+                          "or held-out measurements; none runs all iterations. Default: the preset's rule "
+                          "(`deepprior presets`)."),
+        click.option("--refit", is_flag=True,
+                     help="With --stop holdout: fit again on all measurements for the chosen number of iterations."),
         click.option("--patience", type=click.IntRange(min=1), default=None, help="Steps without improvement before stopping."),
         click.option("--add-noise", type=click.FloatRange(min=0), default=None,
                      help="Synthesise: add Gaussian noise of this std (0–255 scale) to the measurement."),
@@ -137,8 +139,8 @@ def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = "
         set_deterministic(True)
     try:
         r = solve(problem, method=o["method"], preset=o.get("preset"), seed=o["seed"], device=o["device"],
-                  callbacks=callbacks, reg_weight=o.get("reg_weight"), stop=o.get("stop", "none"),
-                  patience=o.get("patience"), checkpoint=ck, checkpoint_every=o.get("checkpoint_every") or 0,
+                  callbacks=callbacks, reg_weight=o.get("reg_weight"), stop=o.get("stop"),
+                  patience=o.get("patience"), refit=o.get("refit", False), checkpoint=ck, checkpoint_every=o.get("checkpoint_every") or 0,
                   resume=ck if o.get("resume") else None, **overrides)
     except RuntimeError as e:
         if "deterministic" not in str(e):
@@ -168,7 +170,7 @@ def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = "
     if o.get("plot"):
         marks = {"oracle peak": r.fit.best_iter} if r.fit.best_iter is not None else {}
         if r.fit.selected_iter is not None:
-            marks[f"selected ({o['stop']})"] = r.fit.selected_iter
+            marks[f"selected ({r.stop})"] = r.fit.selected_iter
         save_curves(o["plot"], r.fit.history, title or f"{problem.task} ({o['method']}, {r.preset or 'classical'})", marks)
     f = r.fit
     line = (f"{out}: {problem.task} with {o['method']}{' (' + r.preset + ')' if r.preset else ''}, "
@@ -176,7 +178,7 @@ def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = "
     if f.backtracks:
         line += f", {f.backtracks} divergence restore(s)"
     if f.selected_iter is not None:
-        line += f", {o['stop']} selected it {f.selected_iter + 1}"
+        line += f", {r.stop} selected it {f.selected_iter + 1}"
     if r.metrics:
         line += f" | PSNR {r.metrics['psnr']:.2f} dB  SSIM {r.metrics['ssim']:.4f}"
         if "psnr_oracle_best" in r.metrics:
@@ -516,7 +518,13 @@ def presets_cmd():
         net = p["net"]
         desc = f"{net['name']} down={net.get('channels_down')} skip={net.get('channels_skip')}"
         _echo(f"{name:14s} {desc}; code {p['code']['kind']}; reg_noise {p['reg_noise_std']:.4g}; "
-              f"lr {p['fit']['lr']}; iters {p['fit']['iters']}; ema {p['fit']['ema']}")
+              f"lr {p['fit']['lr']}; iters {p['fit']['iters']}; ema {p['fit']['ema']}; "
+              f"stop {_stop_str(p)}")
+
+
+def _stop_str(p: dict) -> str:
+    st = p.get("stop") or {}
+    return f"{st['rule']} (patience {st['patience']})" if st.get("rule", "none") != "none" else "none"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,8 @@ def run_demo(outdir: Path, *, iters: int | None = None, seed: int = 0, device: s
     from rich.console import Console
 
     cbs = [] if quiet else [ProgressBar(f"demo: denoising σ={DEMO_SIGMA}", console=Console(stderr=True))]
-    r = solve(problem, preset=DEMO_PRESET, seed=seed, device=device, callbacks=cbs, iters=iters or DEMO_ITERS)
+    r = solve(problem, preset=DEMO_PRESET, seed=seed, device=device, callbacks=cbs, iters=iters or DEMO_ITERS,
+              stop="none")  # a fixed, documented run (the demo prints its PSNR)
     save_image(names["noisy"], to_numpy(noisy))
     save_image(names["restored"], r.image)
     from .metrics import psnr

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor, nn
 
@@ -56,6 +58,83 @@ class DIP(Parameterization):
         if tuple(out.shape[-2:]) != self.out_hw:
             out = center_crop(out, *self.out_hw)
         return out
+
+
+class BatchedDIP(Parameterization):
+    """N independent DIP fits as one parameterization: the generators' weights are stacked and run with
+    ``torch.func.vmap`` (a convolution with stacked weights becomes one grouped convolution), so N images
+    cost one launch per layer instead of N. Output ``(N, C, H, W)``; ``independent = N`` makes the fit
+    loop sum the N mean losses, so each image gets exactly the gradient (and, Adam being elementwise,
+    the update) of its own fit. BatchNorm statistics stay per image (vmap keeps the batch of one).
+
+    All DIPs must share the architecture, code shape, output size and ``reg_noise_std``; each keeps its
+    own noise generator, so the result equals N separate fits with the same seeds up to float rounding.
+    ``dips[i]`` afterwards still hold their initial weights: read the fitted ones with :meth:`unstack`.
+
+    >>> import torch
+    >>> from deepprior.nets import build_net, make_code
+    >>> def dip(seed):
+    ...     torch.manual_seed(seed)
+    ...     net = build_net("skip", 4, 1, channels_down=[4] * 2, channels_up=[4] * 2, channels_skip=[1] * 2)
+    ...     return DIP(net, make_code("noise", 4, (8, 8)), (8, 8))
+    >>> BatchedDIP([dip(0), dip(1), dip(2)])().shape
+    torch.Size([3, 1, 8, 8])
+    """
+
+    def __init__(self, dips: list[DIP]):
+        super().__init__()
+        from torch.func import stack_module_state
+
+        if not dips:
+            raise ValueError("BatchedDIP needs at least one DIP")
+        first = dips[0]
+        for d in dips[1:]:
+            if (type(d.net) is not type(first.net) or d.code.shape != first.code.shape or d.out_hw != first.out_hw
+                    or d.reg_noise_std != first.reg_noise_std
+                    or [t.shape for t in d.net.state_dict().values()] != [t.shape for t in first.net.state_dict().values()]):
+                raise ValueError("BatchedDIP stacks identical architectures, codes shapes, sizes and reg_noise_std")
+        params, buffers = stack_module_state([d.net for d in dips])
+        self._pnames, self._bnames = list(params), list(buffers)
+        for k, v in params.items():
+            self.register_parameter("p_" + k.replace(".", "__"), nn.Parameter(v.detach().clone()))
+        for k, v in buffers.items():
+            self.register_buffer("b_" + k.replace(".", "__"), v.detach().clone())
+        self.register_buffer("code", torch.stack([d.code for d in dips]))
+        # The template module lives on the meta device: it holds the structure, never the weights.
+        self._template = [copy.deepcopy(first.net).to("meta")]
+        self.out_hw, self.reg_noise_std = first.out_hw, first.reg_noise_std
+        self.generators = [d.generator for d in dips]
+        self.independent = len(dips)
+
+    def train(self, mode: bool = True):
+        self._template[0].train(mode)  # not a submodule (it must not move or be saved), so pass it on
+        return super().train(mode)
+
+    def _stacked(self):
+        p = {k: getattr(self, "p_" + k.replace(".", "__")) for k in self._pnames}
+        b = {k: getattr(self, "b_" + k.replace(".", "__")) for k in self._bnames}
+        return p, b
+
+    def forward(self, perturb: bool = True) -> Tensor:
+        from torch.func import functional_call, vmap
+
+        z = self.code
+        if perturb and self.reg_noise_std > 0:
+            eps = torch.stack([torch.randn(z.shape[1:], generator=g, device=z.device, dtype=z.dtype)
+                               for g in self.generators])
+            z = z + self.reg_noise_std * eps
+        net = self._template[0]
+        out = vmap(lambda p, b, zi: functional_call(net, (p, b), (zi,)))(*self._stacked(), z)
+        out = out.flatten(0, 1)
+        if tuple(out.shape[-2:]) != self.out_hw:
+            out = center_crop(out, *self.out_hw)
+        return out
+
+    def unstack(self) -> list[dict[str, Tensor]]:
+        """The N fitted generators' state dicts (load with ``net.load_state_dict``)."""
+        p, b = self._stacked()
+        allv = {**p, **b}
+        return [{k: v[i].detach().clone() for k, v in allv.items()} for i in range(self.independent)]
 
 
 class Pixels(Parameterization):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from .errors import ConfigError, InputError
 from .fit import Callback, FitConfig, FitResult, fit, resolve_device
@@ -60,6 +60,7 @@ class Restoration:
     method: str
     preset: str | None
     metrics: dict = field(default_factory=dict)
+    stop: str = "none"  # the stopping rule that ran (the preset's default when none was asked for)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -342,19 +343,32 @@ def make_stopper(problem: Problem, stop: str, *, seed: int = 0, patience: int | 
 
 def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = None, seed: int = 0,
           device: str = "auto", callbacks: tuple[Callback, ...] | list = (), reg_weight: float | None = None,
-          stop: str = "none", patience: int | None = None, checkpoint=None, checkpoint_every: int = 0,
-          resume=None, **overrides) -> Restoration:
+          stop: str | None = None, patience: int | None = None, refit: bool = False, checkpoint=None,
+          checkpoint_every: int = 0, resume=None, **overrides) -> Restoration:
     """Reconstruct ``problem`` with DIP (``method='dip'``) or a classical prior (``'tv'``,
     ``'tv-aniso'``, ``'wavelet'``), through the one fit loop.
 
     ``overrides``: ``net``, ``code``, ``reg_noise_std`` and any :class:`~deepprior.fit.FitConfig`
-    field (``iters``, ``lr``, ``ema``…). ``stop``: ``'wmv'``/``'emv'`` (output variance) or
-    ``'holdout'`` (self-validation) ends the fit without ground truth and delivers the selected iterate.
+    field (``iters``, ``lr``, ``ema``…). ``stop``: ``'wmv'``/``'wmv-ema'``/``'emv'`` (output variance) or
+    ``'holdout'`` (self-validation) ends the fit without ground truth and delivers the selected iterate;
+    ``None`` takes the preset's rule (``preset['stop']``, see docs/early_stopping.md), ``'none'`` runs all
+    iterations. ``refit`` (with ``'holdout'``): fit again on *all* measurements for the number of
+    iterations the held-out loss chose, and deliver that (twice the time, no sample left out).
     ``checkpoint``/``checkpoint_every``/``resume``: see :func:`~deepprior.fit.fit`; Ctrl-C raises
     :class:`~deepprior.fit.FitInterrupted` with the result so far.
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if stop is None or (patience is None and stop != "none" and method == "dip"):
+        rule = {}
+        if method == "dip":
+            rule = resolve_preset(problem, preset, **overrides)[1].get("stop") or {}
+        if stop is None:
+            stop = rule.get("rule", "none")
+        if stop == rule.get("rule"):
+            patience = patience or rule.get("patience")
+    if refit and stop != "holdout":
+        raise ConfigError("refit re-runs a fit for the iteration count the held-out loss chose; use it with stop holdout")
     dev = resolve_device(device)
     stopper, prob = make_stopper(problem, stop, seed=seed, patience=patience)
     prob = prob.to(dev)
@@ -394,8 +408,16 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
         param = Pixels(prob.degraded.clamp(0, 1)).to(dev)
         result = fit(param, prob.operator, prob.y, cfg, regularizer=build_regularizer(method).to(dev), gt=gt,
                      callbacks=callbacks, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+    if refit and result.selected_iter is not None:
+        # The selection was made on 90 % of the samples; the chosen iteration count carries over to all.
+        chosen = result.selected_iter + 1
+        r = solve(problem, method=method, preset=preset, seed=seed, device=device, callbacks=callbacks,
+                  reg_weight=reg_weight, stop="none", **{**overrides, "iters": chosen})
+        r.stop, r.metrics["selected_iter"] = "holdout+refit", chosen - 1
+        r.metrics["holdout_run_seconds"] = result.seconds
+        return r
     out = result.output
-    r = Restoration(to_numpy(out), result, problem, method, name)
+    r = Restoration(to_numpy(out), result, problem, method, name, stop=stop)
     if gt is not None:
         r.metrics = {"psnr": psnr(out, gt), "ssim": ssim(out, gt)}
         if result.ema is not None:
@@ -407,6 +429,65 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
     return r
 
 
-__all__ = ["Problem", "Restoration", "solve", "denoise_problem", "inpaint_problem", "superres_problem",
+class PerImage(Operator):
+    """Operator ``i`` applied to image ``i`` of an ``(N, C, H, W)`` stack (N independent problems)."""
+
+    def __init__(self, ops):
+        super().__init__()
+        self.ops = nn.ModuleList(ops)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([op(x[i:i + 1]) for i, op in enumerate(self.ops)])
+
+
+def solve_many(problems: list[Problem], *, preset: str | dict | None = None, seeds=None, device: str = "auto",
+               callbacks=(), **overrides) -> list[Restoration]:
+    """Fit N independent problems of one task and size with DIP in one batched run
+    (:class:`~deepprior.params.BatchedDIP`): image ``i`` gets the result ``solve(problems[i],
+    seed=seeds[i])`` would give, up to float rounding, at the cost of one fit of N-times-wider layers —
+    what keeps a GPU busy. Seeds default to 0…N−1. Early stopping and backtracking act on the
+    whole stack (a divergence restores every image), so they are not offered here.
+
+    >>> import torch
+    >>> ps = [denoise_problem(add_noise(torch.full((1, 1, 16, 16), v), 0.1, seed=0)) for v in (0.3, 0.7)]
+    >>> tiny = {"net": {"name": "skip", "channels_down": [4] * 2, "channels_up": [4] * 2, "channels_skip": [1] * 2},
+    ...         "code": {"kind": "noise", "channels": 4, "scale": 0.1}, "reg_noise_std": 0.0,
+    ...         "fit": {"iters": 5, "ema": None, "backtrack": False}}
+    >>> [r.image.shape for r in solve_many(ps, preset=tiny, device="cpu")]
+    [(16, 16, 1), (16, 16, 1)]
+    """
+    from .params import BatchedDIP
+
+    if not problems:
+        raise ConfigError("solve_many needs at least one problem")
+    first = problems[0]
+    for p in problems[1:]:
+        if p.task != first.task or p.out_hw != first.out_hw or p.channels != first.channels \
+                or p.y.shape != first.y.shape:
+            raise ConfigError("solve_many fits problems of one task, image size and channel count; "
+                              f"got {first.task} {first.out_hw}×{first.channels} and {p.task} {p.out_hw}×{p.channels}")
+    seeds = list(range(len(problems))) if seeds is None else list(seeds)
+    if len(seeds) != len(problems):
+        raise ConfigError(f"{len(problems)} problems but {len(seeds)} seeds")
+    dev = resolve_device(device)
+    probs = [p.to(dev) for p in problems]
+    name, pre = resolve_preset(first, preset, **overrides)
+    param = BatchedDIP([build_dip(p, pre, seed=s, device=dev) for p, s in zip(probs, seeds)])
+    cfg = FitConfig(**{**pre["fit"], "backtrack": False})
+    gts = [p.gt for p in probs]
+    gt = torch.cat(gts) if all(g is not None for g in gts) else None
+    result = fit(param, PerImage([p.operator for p in probs]), torch.cat([p.y for p in probs]), cfg, gt=gt,
+                 callbacks=callbacks)
+    out = []
+    for i, (p, orig) in enumerate(zip(probs, problems)):
+        img = result.output[i:i + 1]
+        r = Restoration(to_numpy(img), result, orig, "dip", name)
+        if p.gt is not None:
+            r.metrics = {"psnr": psnr(img, p.gt), "ssim": ssim(img, p.gt)}
+        out.append(r)
+    return out
+
+
+__all__ = ["Problem", "Restoration", "solve", "solve_many", "denoise_problem", "inpaint_problem", "superres_problem",
            "deblur_problem", "jpeg_problem", "flash_problem", "add_noise", "random_mask", "downscale",
            "jpeg_compress", "to_tensor", "to_numpy", "TASKS", "center_crop"]

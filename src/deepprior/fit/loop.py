@@ -63,6 +63,9 @@ class FitConfig:
     ssim_every: int = 0  # with a ground truth: SSIM of the EMA/last image every N steps (0 = off; costs CPU)
     batch: int | None = None  # items (frames) per optimizer step; None = all items in one step
     batch_seed: int = 0
+    compile: bool = False  # torch.compile the forward pass (inductor); pays off on GPUs, not on small CPUs
+    amp: str | None = None  # None | "bf16": autocast the forward pass (GPU tensor cores; loss stays float32)
+    channels_last: bool = False  # NHWC memory layout for the generator (GPU tensor cores prefer it)
 
     def __post_init__(self):
         if not (isinstance(self.iters, int) and self.iters >= 1):
@@ -83,6 +86,9 @@ class FitConfig:
             raise ConfigError(f"regularizer weight must be ≥ 0, got {self.reg_weight}")
         if self.batch is not None and not (isinstance(self.batch, int) and self.batch >= 1):
             raise ConfigError(f"batch must be a positive integer (frames per step) or None, got {self.batch}")
+        if self.amp not in (None, "bf16"):
+            raise ConfigError(f"amp must be None or 'bf16', got {self.amp!r} (bf16 needs no loss scaling; "
+                              "fp16 would)")
         if self.batch is not None and self.optimizer == "lbfgs":
             raise ConfigError("mini-batches of frames need a stochastic optimizer; use adam with batch, or no batch")
 
@@ -206,8 +212,11 @@ def _snapshot(param: nn.Module, opt, sched, ema):
 
 def _rng_states(param, order_gen: torch.Generator) -> dict:
     gen = getattr(param, "generator", None)
-    return {"torch": torch.get_rng_state(), "order": order_gen.get_state(),
-            "param": gen.get_state() if isinstance(gen, torch.Generator) else None}
+    gens = getattr(param, "generators", None)  # BatchedDIP: one noise generator per image
+    state = gen.get_state() if isinstance(gen, torch.Generator) else None
+    if gens is not None:
+        state = [g.get_state() for g in gens]
+    return {"torch": torch.get_rng_state(), "order": order_gen.get_state(), "param": state}
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -313,18 +322,28 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
     if checkpoint_every and checkpoint is None:
         raise ConfigError("checkpoint_every needs a checkpoint path")
 
+    if cfg.channels_last:
+        param.to(memory_format=torch.channels_last)
+    # The compiled module shares param's tensors: checkpoints, snapshots and restores act on `param`.
+    call = torch.compile(param) if cfg.compile else param
+    amp = torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
+    # N independent images fitted in one run (BatchedDIP) sum their mean losses, so that each image's
+    # gradient is exactly the one its own fit would see (a mean over the stack would divide it by N).
+    n_independent = getattr(param, "independent", 1)
+
     def forward_backward(idx: Tensor | None = None):
         """Loss of all items (``idx=None``) or of the items ``idx``, and its gradient."""
         opt.zero_grad(set_to_none=True)
+        with amp:
+            x = call() if idx is None else call(index=idx)
+        x = x.float()
         if idx is None:
-            x = param()
             data = loss_fn(operator(x), y)
         else:
-            x = param(index=idx)
             data = loss_fn(operator.select(idx)(x), y[idx.to(y.device)])
         reg = cfg.reg_weight * regularizer(x) if regularizer is not None and cfg.reg_weight else x.new_zeros(())
         total = data + reg
-        total.backward()
+        (total * n_independent if n_independent != 1 else total).backward()
         return x.detach(), data.detach(), reg.detach(), total
 
     def closure():
@@ -370,7 +389,10 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
         state.backtracks, state.selected, state.selected_iter = ck["backtracks"], mv(ck["selected"]), ck["selected_iter"]
         torch.set_rng_state(ck["rng"]["torch"])
         order_gen.set_state(ck["rng"]["order"])
-        if ck["rng"]["param"] is not None:
+        if isinstance(ck["rng"]["param"], list):
+            for g, st in zip(param.generators, ck["rng"]["param"]):
+                g.set_state(st)
+        elif ck["rng"]["param"] is not None:
             param.generator.set_state(ck["rng"]["param"])
         for cb, cs in zip(callbacks, ck["callbacks"]):
             if cs is not None:

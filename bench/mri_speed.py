@@ -1,0 +1,87 @@
+"""Seconds per iteration of TDDIP and GIP on OCMR cine (26×128², 8 simulated coils), Cartesian and radial.
+
+    python bench/mri_speed.py                       # CPU: reduced presets (tddip-cpu, gip-cpu) + full TDDIP
+    python bench/mri_speed.py --gip-full            # also GIP at the reference width (≈ 14 s per step here)
+    python bench/mri_speed.py --device cuda --gip-full
+
+Rows: the forward model alone (Aᴴ A x for the whole series, the cost every data-consistency step pays
+at least once), TDDIP per optimizer step (one frame per step, as the reference) and per sweep (every
+frame once), and each GIP stage per step (cnn / gnn / joint: the whole 26-frame network; admm: one
+outer iteration = a CG X-step plus its network steps). Everything runs with ``stop='none'`` and a few
+steps per stage, so a row is a rate, not a result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from deepprior.mri.data import simulate
+from deepprior.mri.io import load_series
+from deepprior.mri.methods import reconstruct
+
+OCMR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "ocmr0004_cine_mag_26x128x128_tddip.mat"
+SAMPLINGS = {"cartesian": dict(pattern="kt-random", accel=8, center=8), "radial": dict(spokes=13)}
+
+
+def op_time(d, device, reps=5):
+    op = d.operator.to(device)
+    x = op.adjoint(d.kspace.to(device))
+    ts = []
+    for _ in range(reps + 1):
+        t = time.perf_counter()
+        op.gram(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts[1:])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--series", default=str(OCMR))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tddip-steps", type=int, default=52, help="optimizer steps timed per TDDIP preset (2 sweeps)")
+    ap.add_argument("--gip-iters", type=int, default=80, help="GIP schedule scaled to this many reference-40k steps")
+    ap.add_argument("--gip-full", action="store_true", help="also GIP at the reference width (CH 24, K 7)")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    s = torch.from_numpy(abs(load_series(a.series)))
+    print(f"# {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+          f"torch {torch.__version__}, device {a.device}; series {tuple(s.shape)}, 8 coils\n")
+    print("| sampling | what | s / step | steps timed | notes |\n|---|---|---|---|---|", flush=True)
+    rows = []
+
+    def row(sampling, what, per, n, note=""):
+        rows.append({"sampling": sampling, "what": what, "s_per_step": per, "steps": n, "note": note})
+        print(f"| {sampling} | {what} | {per:.3f} | {n} | {note} |", flush=True)
+
+    for key, kw in SAMPLINGS.items():
+        d = simulate(s, coils=8, seed=0, **kw)
+        row(key, "AᴴA on all 26 frames", op_time(d, a.device), 5, type(d.operator).__name__)
+        for preset in ("tddip-cpu", "tddip"):
+            _, info = reconstruct(d, "tddip", iters=a.tddip_steps, preset=preset, stop="none", device=a.device)
+            per = info["seconds"] / info["steps"]
+            row(key, f"TDDIP {preset}, per step (1 frame)", per, info["steps"],
+                f"{per * 26:.2f} s per sweep of 26 frames; {info['sweeps']} sweeps")
+        for preset in ("gip-cpu", "gip") if a.gip_full else ("gip-cpu",):
+            iters = a.gip_iters if preset == "gip-cpu" else max(8, a.gip_iters // 5)  # full width: ≈ 14 s/step on a CPU
+            _, info = reconstruct(d, "gip", iters=iters, preset=preset, stop="none", device=a.device)
+            for st in info["stages"]:
+                n = st.get("outer", st["steps"])
+                unit = "outer iteration" if st["stage"] == "admm" else "step"
+                row(key, f"GIP {preset} {st['stage']}, per {unit}", st["seconds"] / max(1, n), n,
+                    f"{st['steps']} network steps" if st["stage"] == "admm" else "")
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
