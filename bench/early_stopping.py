@@ -5,12 +5,14 @@
         --max-iters 6000 --patience 1000 --device cuda                                          # full size, GPU
     python bench/early_stopping.py superres --sets set5 --size 128        # hold-out on the low-res pixels
     python bench/early_stopping.py inpaint --sets set5 --size 128 --sigmas 25   # 50 % pixels, noisy
+    python bench/early_stopping.py --summarize bench/results/es/*.json          # one table from saved runs
 
 Every rule runs in the *same* fit without stopping it (each freezes its selection where it fires), so the
 rules are compared on identical iterates and the oracle (peak PSNR of what the fit delivers: the EMA when
 the preset keeps one) is taken over the whole run. To save CPU time, the run ends once every rule has
-fired and the delivered PSNR has fallen ``--drop`` dB below its running peak (or at ``--max-iters``):
-past that point DIP only fits more noise, so the running peak is the oracle peak. Per rule and image
+fired and the delivered PSNR has fallen ``--drop`` dB below its running peak, or once it has fallen
+``--give-up`` dB below it whether or not every rule fired (a rule still silent then has failed), or at
+``--max-iters``: past that point DIP only fits more noise, so the running peak is the oracle peak. Per rule and image
 it prints the PSNR at the detected iterate, the gap to the oracle peak, the firing iteration and the
 wall time to it (what a user's run costs with that rule). ``--json`` keeps every row.
 
@@ -25,6 +27,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 from pathlib import Path
 
 import torch
@@ -41,14 +44,18 @@ IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 
 class OracleCutoff(Callback):
     """Bench economy only (uses the ground truth): end the run once all rules fired and the delivered
-    PSNR is ``drop`` dB under its running peak."""
+    PSNR is ``drop`` dB under its running peak, or once it is ``give_up`` dB under it (a rule that has
+    not fired by then has failed to stop in time; its selection so far is reported)."""
 
-    def __init__(self, rules, drop: float):
-        self.rules, self.drop = rules, drop
+    def __init__(self, rules, drop: float, give_up: float):
+        self.rules, self.drop, self.give_up = rules, drop, give_up
 
     def on_step_end(self, state):
         h = state.history.get("psnr_ema")
-        if h and all(r.fired_at is not None for r in self.rules.values()) and max(h) - h[-1] >= self.drop:
+        if not h:
+            return
+        fall = max(h) - h[-1]
+        if fall >= self.give_up or (fall >= self.drop and all(r.fired_at is not None for r in self.rules.values())):
             state.stop = True
 
 
@@ -68,7 +75,34 @@ def preset_for(task: str, name: str | None, width: int | None) -> dict:
     return p
 
 
+def summarize(paths) -> None:
+    """One table and per-rule statistics from the JSON files of earlier runs (``--json``)."""
+    rows = [r for p in paths for r in json.loads(Path(p).read_text())]
+    names = [n for n in ("wmv", "wmv-ema", "emv", "holdout") if any(n in r for r in rows)]
+    print("| image | σ | oracle peak dB (it) | " + " | ".join(f"{n}: dB (it), gap, fired at it / s" for n in names)
+          + " | run |\n|---|---|---|" + "---|" * len(names) + "---|")
+    for r in rows:
+        cells = []
+        for n in names:
+            d = r.get(n)
+            cells.append("–" if d is None else f"{d['detected']:.2f} ({d['detected_iter']}), **{d['gap']:.2f}**, "
+                         + (f"{d['fired_iter']} / {d['seconds']:.0f}" if d["fired_iter"] else "not fired"))
+        print(f"| {r['image']} | {r['sigma']:.0f} | {r['oracle_peak']:.2f} ({r['oracle_iter']}) | " + " | ".join(cells)
+              + f" | {r['iters_run']} it / {r['seconds_run']:.0f} s |")
+    print()
+    for n in names:
+        sub = [r for r in rows if n in r]
+        gaps = [r[n]["gap"] for r in sub]
+        fired = [r for r in sub if r[n]["fired_iter"]]
+        saved = [1 - r[n]["seconds"] / r["seconds_run"] for r in fired]
+        print(f"- {n}: gap median {statistics.median(gaps):.2f} dB, mean {statistics.fmean(gaps):.2f}, max "
+              f"{max(gaps):.2f}; ≤ 1 dB in {sum(g <= 1 for g in gaps)}/{len(gaps)}; fired in {len(fired)}/{len(sub)}"
+              + (f"; fired after {statistics.median(r[n]['fired_iter'] for r in fired):.0f} it (median)" if fired else ""))
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--summarize":
+        return summarize(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("task", choices=["denoise", "superres", "inpaint"])
     ap.add_argument("--sets", nargs="+", default=["set5"])
@@ -86,6 +120,8 @@ def main():
     ap.add_argument("--patience", type=int, default=500)
     ap.add_argument("--max-iters", type=int, default=3000)
     ap.add_argument("--drop", type=float, default=1.0, help="oracle cutoff, see above")
+    ap.add_argument("--give-up", type=float, default=3.0,
+                    help="end the run when the delivered PSNR is this far under its peak, fired or not")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -122,7 +158,7 @@ def main():
                     r.stop = False
                 preset = preset_for(a.task, a.preset, a.width or (64 if a.task == "superres" and not a.preset else None))
                 res = solve(p, preset=preset, iters=a.max_iters, device=a.device,
-                            callbacks=[*rules.values(), OracleCutoff(rules, a.drop)])
+                            callbacks=[*rules.values(), OracleCutoff(rules, a.drop, a.give_up)])
                 hist, times = res.fit.history["psnr_ema"], res.fit.history["time"]
                 peak = max(hist)
                 row = {"image": f"{s}/{f.stem}", "sigma": sigma, "oracle_peak": peak,

@@ -77,3 +77,40 @@ def test_amp_option_is_validated():
 
     with pytest.raises(ConfigError, match="bf16"):
         FitConfig(amp="fp16")
+
+
+def test_ema_warmup_follows_its_recursion():
+    from deepprior.fit import Callback
+    from deepprior.params import Pixels
+
+    xs = []
+
+    class Keep(Callback):
+        def on_step_end(self, state):
+            xs.append(state.x.clone())
+
+    y = torch.rand(1, 1, 6, 6, generator=torch.Generator().manual_seed(1))
+    r = fit(Pixels(torch.zeros_like(y)), Identity(), y, FitConfig(iters=30, lr=0.05, ema=0.99, ema_warmup=True,
+                                                                 backtrack=False), callbacks=[Keep()])
+    m = xs[0].clone()
+    for t in range(1, 30):
+        w = min(0.99, (1 + t) / (10 + t))
+        m = w * m + (1 - w) * xs[t]
+    assert torch.allclose(r.ema, m, atol=1e-6)
+    # without the warm-up the EMA still holds ~74 % of the first (zero-start) outputs after 30 steps
+    plain = fit(Pixels(torch.zeros_like(y)), Identity(), y, FitConfig(iters=30, lr=0.05, ema=0.99, backtrack=False))
+    assert (r.ema - y).abs().mean() < 0.5 * (plain.ema - y).abs().mean()
+
+
+def test_fast_preset_stops_by_itself_and_denoises():
+    from conftest import smooth_image
+
+    from deepprior.metrics import psnr
+    from deepprior.tasks import to_tensor
+
+    clean = to_tensor(smooth_image(48, 48, 3))
+    noisy = add_noise(clean, 25 / 255, seed=0)
+    r = solve(denoise_problem(noisy, clean, sigma=25 / 255), preset="fast", device="cpu")
+    assert r.stop == "wmv" and r.fit.iters_run < 1500  # ES-WMV ended it, not the iteration cap
+    assert r.fit.selected_iter is not None and r.fit.iters_run - 1 - r.fit.selected_iter == 200  # patience
+    assert r.metrics["psnr"] > psnr(noisy, clean) + 5

@@ -35,6 +35,11 @@ def _common(f):
                      help="Regularizer weight λ (classical methods)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, code, noise and masks."),
         click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True),
+        click.option("--compile", "compile_", is_flag=True,
+                     help="torch.compile the forward pass (a GPU speed lever; on small CPUs it is slower)."),
+        click.option("--amp", type=click.Choice(("bf16",)), default=None,
+                     help="Autocast the network to bfloat16 (GPU tensor cores; the loss stays float32). "
+                          "CPUs without bf16 units emulate it and run far slower."),
         click.option("--deterministic", is_flag=True,
                      help="Bit-reproducible on CUDA too (deterministic kernels; an op without one stops with an error)."),
         click.option("--gt", type=click.Path(), default=None, help="Ground-truth image: PSNR/SSIM tracking and summary."),
@@ -129,7 +134,9 @@ def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = "
     if o.get("save_every"):
         callbacks.append(SaveEvery(o["save_every"], lambda img, it: save_image(numbered_path(out, it), to_numpy(img),
                                                                              bit_depth=bit_depth)))
-    overrides = {k: o[k] for k in ("iters", "lr", "net", "code", "reg_noise_std") if o.get(k) is not None}
+    overrides = {k: o[k] for k in ("iters", "lr", "net", "code", "reg_noise_std", "amp") if o.get(k) is not None}
+    if o.get("compile_"):
+        overrides["compile"] = True
     from .fit import FitInterrupted
 
     ck = _ckpt_path(o)

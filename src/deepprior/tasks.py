@@ -269,7 +269,7 @@ def _memory_guard(prob: Problem, param, name: str | None, dev: torch.device) -> 
 
     def alternatives():
         out = []
-        for alt in ("denoise-fast",):
+        for alt in ("denoise-fast", "fast"):
             if alt != name:
                 out.append((f"--preset {alt}", estimate_fit_bytes(build_dip(prob, get_preset(alt), device="cpu"), img)))
         return out
@@ -338,7 +338,9 @@ def make_stopper(problem: Problem, stop: str, *, seed: int = 0, patience: int | 
     fit_problem = Problem(problem.task, tr_op, Mask(train)(y), problem.out_hw, problem.channels, shown,
                           problem.gt, problem.code_image, dict(problem.info, holdout=holdout))
     count = float(val.sum()) * y.shape[1]
-    return Holdout(va_op, Mask(val)(y), patience=patience or 500, count=count), fit_problem
+    # Score what the fit delivers: the EMA when the preset keeps one. The raw outputs carry the code's
+    # jitter; their held-out minimum is noisier and comes earlier than the EMA's (docs/early_stopping.md).
+    return Holdout(va_op, Mask(val)(y), patience=patience or 500, count=count, source="ema"), fit_problem
 
 
 def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = None, seed: int = 0,

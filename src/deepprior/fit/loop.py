@@ -53,6 +53,9 @@ class FitConfig:
     lr_step: int = 2000
     lr_gamma: float = 0.5
     ema: float | None = 0.99
+    # Warm the EMA up: weight min(ema, (1 + t) / (10 + t)) at step t, so that the average does not drag
+    # the first, poor outputs along for ~1/(1 − ema) steps (it reaches the full weight after ~900 steps).
+    ema_warmup: bool = False
     backtrack: bool = True
     backtrack_every: int = 100
     backtrack_db: float = 5.0
@@ -483,7 +486,8 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
 
             x = out["x"]
             if cfg.ema is not None:
-                ema = x.clone() if ema is None else ema.mul_(cfg.ema).add_(x, alpha=1 - cfg.ema)
+                wt = min(cfg.ema, (1 + it) / (10 + it)) if cfg.ema_warmup else cfg.ema
+                ema = x.clone() if ema is None else ema.mul_(wt).add_(x, alpha=1 - wt)
             hist["loss"].append(total)
             hist["data"].append(float(out["data"]))
             hist["reg"].append(float(out["reg"]))
