@@ -94,7 +94,6 @@ def summarize(paths) -> None:
         sub = [r for r in rows if n in r]
         gaps = [r[n]["gap"] for r in sub]
         fired = [r for r in sub if r[n]["fired_iter"]]
-        saved = [1 - r[n]["seconds"] / r["seconds_run"] for r in fired]
         print(f"- {n}: gap median {statistics.median(gaps):.2f} dB, mean {statistics.fmean(gaps):.2f}, max "
               f"{max(gaps):.2f}; ≤ 1 dB in {sum(g <= 1 for g in gaps)}/{len(gaps)}; fired in {len(fired)}/{len(sub)}"
               + (f"; fired after {statistics.median(r[n]['fired_iter'] for r in fired):.0f} it (median)" if fired else ""))
