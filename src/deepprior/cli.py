@@ -186,7 +186,7 @@ def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = "
         line += f", {f.backtracks} divergence restore(s)"
     if f.selected_iter is not None:
         line += f", {r.stop} selected it {f.selected_iter + 1}"
-    if r.metrics:
+    if "psnr" in r.metrics:  # metrics may hold only the stopping rule's selection (no ground truth)
         line += f" | PSNR {r.metrics['psnr']:.2f} dB  SSIM {r.metrics['ssim']:.4f}"
         if "psnr_oracle_best" in r.metrics:
             line += f"  (oracle best {r.metrics['psnr_oracle_best']:.2f} dB at it {r.metrics['oracle_best_iter'] + 1})"

@@ -260,8 +260,9 @@ def build_dip(problem: Problem, preset: dict, *, seed: int = 0, device="cpu") ->
     return DIP(net, z, problem.out_hw, preset.get("reg_noise_std", 0.0), generator=jitter).to(dev)
 
 
-def _memory_guard(prob: Problem, param, name: str | None, dev: torch.device) -> None:
-    """Stop before a fit that cannot fit in memory, naming a lighter preset or a crop size that does."""
+def _memory_guard(prob: Problem, param, name: str | None, dev: torch.device, window: int = 0) -> None:
+    """Stop before a fit that cannot fit in memory, naming a lighter preset or a crop size that does.
+    ``window``: images an ES-WMV ring buffer keeps (counted on top of the fit's own copies)."""
     from .resources import check_memory, estimate_fit_bytes
 
     h, w = prob.out_hw
@@ -274,7 +275,8 @@ def _memory_guard(prob: Problem, param, name: str | None, dev: torch.device) -> 
                 out.append((f"--preset {alt}", estimate_fit_bytes(build_dip(prob, get_preset(alt), device="cpu"), img)))
         return out
 
-    check_memory(estimate_fit_bytes(param, img), dev, what=f"DIP ({name or 'custom preset'}) at {h}×{w}",
+    check_memory(estimate_fit_bytes(param, img, extra_images=4 + window), dev,
+                 what=f"DIP ({name or 'custom preset'}) at {h}×{w}",
                  alternatives=alternatives, pixels=h * w)
 
 
@@ -384,7 +386,7 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
             raise ConfigError("a regularizer weight applies to the classical methods (tv, tv-aniso, wavelet), not dip")
         name, p = resolve_preset(prob, preset, **overrides)
         param = build_dip(prob, p, seed=seed, device=dev)
-        _memory_guard(prob, param, name, dev)
+        _memory_guard(prob, param, name, dev, window=getattr(stopper, "window", 0))
         cfg = FitConfig(**p["fit"])
         result = fit(param, prob.operator, prob.y, cfg, gt=gt, callbacks=callbacks, checkpoint=checkpoint,
                      checkpoint_every=checkpoint_every, resume=resume)

@@ -339,7 +339,8 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
         opt.zero_grad(set_to_none=True)
         with amp:
             x = call() if idx is None else call(index=idx)
-        x = x.float()
+        if x.dtype in (torch.bfloat16, torch.float16):
+            x = x.float()  # the loss and the operators run in float32 (complex outputs pass untouched)
         if idx is None:
             data = loss_fn(operator(x), y)
         else:
