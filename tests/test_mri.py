@@ -306,3 +306,14 @@ def test_dicom_and_formats(tmp_path):
     assert np.allclose(np.load(tmp_path / "r.npy"), x.numpy())
     with pytest.raises(InputError, match="unsupported output"):
         save_recon(tmp_path / "r.xyz", x)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 6), (2, 6, 10), (4, 4), (5, 7), (2, 130, 64), (3, 6, 7)])
+def test_centred_fft_equals_the_shift_definition(shape):
+    # Even sizes use a ±1 checkerboard instead of rolls; both must equal fftshift ∘ F ∘ ifftshift.
+    from deepprior.mri.fft import fft2c, ifft2c
+
+    x = torch.randn(*shape, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
+    sh = lambda f, v: torch.fft.fftshift(f(torch.fft.ifftshift(v, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))  # noqa: E731
+    assert torch.allclose(fft2c(x), sh(torch.fft.fft2, x), atol=1e-5)
+    assert torch.allclose(ifft2c(x), sh(torch.fft.ifft2, x), atol=1e-5)
