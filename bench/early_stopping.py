@@ -160,7 +160,7 @@ def main():
                             callbacks=[*rules.values(), OracleCutoff(rules, a.drop, a.give_up)])
                 hist, times = res.fit.history["psnr_ema"], res.fit.history["time"]
                 peak = max(hist)
-                row = {"image": f"{s}/{f.stem}", "sigma": sigma, "oracle_peak": peak,
+                row = {"image": f"{s}/{f.stem}", "sigma": sigma, "oracle_peak": peak, "psnr_curve": hist[::10],
                        "oracle_iter": hist.index(peak) + 1, "iters_run": len(hist), "seconds_run": times[-1]}
                 cells = []
                 for n in names:
@@ -173,6 +173,7 @@ def main():
                     d = {"detected": hist[r.best_iter], "detected_iter": r.best_iter + 1,
                          "gap": peak - hist[r.best_iter], "fired_iter": None if fired is None else fired + 1,
                          "seconds": times[end]}
+                    d["scores"], d["score_iters"] = r.scores[::10], r.iters[::10]  # every 10th, for later study
                     row[n] = d
                     cells.append(f"{d['detected']:.2f} ({d['detected_iter']}) / {d['gap']:.2f} / "
                                  f"{d['fired_iter'] or 'not fired'}, {d['seconds']:.0f}")

@@ -5,6 +5,8 @@
     python bench/speed.py --device cuda --sizes 256 512 --variants eager reference bf16 compile compile+bf16 \\
         --batch 1 8 32                                      # what bench/gpu.sh runs
 
+With ``--rounds N`` every variant runs N times, interleaved, and the median round is reported.
+
 One *iteration* is what the fit loop does per step: forward, backward, Adam, the EMA and the PSNR
 bookkeeping. Variants (each in a fresh subprocess, so peak memory and compile caches are its own):
 
@@ -160,6 +162,9 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--steps", type=int, default=5, help="timed iterations (median reported)")
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the variants this many times, interleaved, and report the median (a shared machine "
+                         "drifts over minutes; interleaving keeps the ratios fair)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--csv", default=None)
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -181,15 +186,22 @@ def main():
             variants = sorted(a.variants, key=lambda v: v != "reference") + (
                 [f"batch{n}" for n in a.batch] if size in bsizes else [])
             ref = None
+            runs: dict[str, list] = {v: [] for v in variants}
+            for _ in range(a.rounds):
+                for v in variants:
+                    cfg = dict(preset=preset, size=size, variant=v, device=a.device, steps=a.steps, warmup=a.warmup)
+                    proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True,
+                                          text=True)
+                    if proc.returncode:
+                        err = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                        print(f"| {preset} | {size}² | {v} | failed: {err[:120]} |||||||", flush=True)
+                        continue
+                    runs[v].append(json.loads(proc.stdout.strip().splitlines()[-1]))
             for v in variants:
-                cfg = dict(preset=preset, size=size, variant=v, device=a.device, steps=a.steps, warmup=a.warmup)
-                proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True,
-                                      text=True)
-                if proc.returncode:
-                    err = (proc.stderr.strip().splitlines() or ["?"])[-1]
-                    print(f"| {preset} | {size}² | {v} | failed: {err[:120]} |||||||", flush=True)
+                if not runs[v]:
                     continue
-                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                r = sorted(runs[v], key=lambda q: q["s_per_iter"])[len(runs[v]) // 2]  # the median round
+                r["all_s_per_iter"] = [q["s_per_iter"] for q in runs[v]]
                 n = r.get("images", 1)
                 r["gflop_per_iter"] = flops * n / 1e9
                 r["gflops"] = flops * n / r["s_per_iter"] / 1e9
@@ -200,6 +212,8 @@ def main():
                 r["speedup_vs_reference"] = base / (r["s_per_iter"] / n) if base else None
                 rows.append(r)
                 per = f"{r['s_per_iter']:.3f}" + (f" ({r['s_per_iter'] / n:.3f} per image)" if n > 1 else "")
+                if len(r["all_s_per_iter"]) > 1:
+                    per += f" [{min(r['all_s_per_iter']):.3f}–{max(r['all_s_per_iter']):.3f}]"
                 sp = f"{r['speedup_vs_reference']:.2f}×" if r["speedup_vs_reference"] else "–"
                 print(f"| {preset} | {size}² | {v} | {per} | {sp} | {r['gflop_per_iter']:.1f} | {r['gflops']:.1f} | "
                       f"{r['pct_peak']:.0f} % | {r['peak_mem_gib']:.2f} | {r['first_iters_s']:.1f} |", flush=True)

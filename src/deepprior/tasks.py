@@ -449,8 +449,9 @@ def solve_many(problems: list[Problem], *, preset: str | dict | None = None, see
     """Fit N independent problems of one task and size with DIP in one batched run
     (:class:`~deepprior.params.BatchedDIP`): image ``i`` gets the result ``solve(problems[i],
     seed=seeds[i])`` would give, up to float rounding, at the cost of one fit of N-times-wider layers —
-    what keeps a GPU busy. Seeds default to 0…N−1. Early stopping and backtracking act on the
-    whole stack (a divergence restores every image), so they are not offered here.
+    what keeps a GPU busy. Seeds default to 0…N−1. Stopping rules and backtracking would act on the
+    whole stack (one image's divergence would restore every image), so they are off here: a preset's
+    ``stop`` rule is ignored and the fit runs its ``iters``.
 
     >>> import torch
     >>> ps = [denoise_problem(add_noise(torch.full((1, 1, 16, 16), v), 0.1, seed=0)) for v in (0.3, 0.7)]
