@@ -363,14 +363,12 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    if stop is None or (patience is None and stop != "none" and method == "dip"):
-        rule = {}
-        if method == "dip":
-            rule = resolve_preset(problem, preset, **overrides)[1].get("stop") or {}
-        if stop is None:
-            stop = rule.get("rule", "none")
-        if stop == rule.get("rule"):
-            patience = patience or rule.get("patience")
+    # The preset's rule (and its patience) fills in what the caller left open.
+    rule = (resolve_preset(problem, preset, **overrides)[1].get("stop") or {}) if method == "dip" else {}
+    if stop is None:
+        stop = rule.get("rule", "none")
+    if patience is None and stop == rule.get("rule"):
+        patience = rule.get("patience")
     if refit and stop != "holdout":
         raise ConfigError("refit re-runs a fit for the iteration count the held-out loss chose; use it with stop holdout")
     dev = resolve_device(device)

@@ -16,22 +16,22 @@ def fft2c(x: Tensor) -> Tensor:
     >>> bool(torch.allclose(ifft2c(fft2c(x)), x, atol=1e-6))
     True
     """
-    chk = _checker(x)
-    if chk is None:
-        x = torch.fft.ifftshift(x, dim=(-2, -1))
-        return torch.fft.fftshift(torch.fft.fft2(x, norm="ortho"), dim=(-2, -1))
-    c_in, c_out = chk
-    return torch.fft.fft2(x * c_in, norm="ortho").mul_(c_out)
+    return _centred(torch.fft.fft2, x)
 
 
 def ifft2c(k: Tensor) -> Tensor:
     """Inverse of :func:`fft2c` (also its adjoint: the transform is unitary)."""
-    chk = _checker(k)
+    return _centred(torch.fft.ifft2, k)
+
+
+def _centred(transform, x: Tensor) -> Tensor:
+    """fftshift ∘ ``transform`` ∘ ifftshift over the last two axes, orthonormal."""
+    chk = _checker(x)
     if chk is None:
-        k = torch.fft.ifftshift(k, dim=(-2, -1))
-        return torch.fft.fftshift(torch.fft.ifft2(k, norm="ortho"), dim=(-2, -1))
+        x = torch.fft.ifftshift(x, dim=(-2, -1))
+        return torch.fft.fftshift(transform(x, norm="ortho"), dim=(-2, -1))
     c_in, c_out = chk
-    return torch.fft.ifft2(k * c_in, norm="ortho").mul_(c_out)
+    return transform(x * c_in, norm="ortho").mul_(c_out)
 
 
 @functools.lru_cache(maxsize=16)
