@@ -23,8 +23,23 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest
 
+# Regenerates the measured tables in docs/ (hours on 2 CPU cores; each script runs alone, one after another,
+# because two torch processes on 2 cores slow each other badly). Each script's docstring lists its options
+# (GPU settings, subsets); bench/gpu.sh is the GPU run.
+BENCH_SCRIPTS := \
+	"bench/classical.py --sigmas 15 25 50 --size 128" \
+	"bench/early_stopping.py denoise --sets set5 set14 --sigmas 15 25 50 --size 128" \
+	"bench/speed.py" \
+	"bench/time_to_quality.py" \
+	"bench/memory_estimate.py 256 denoise-fast" \
+	"bench/kill_resume.py" \
+	"bench/mri_baselines.py --static-dip 1500" \
+	"bench/tddip.py" \
+	"bench/gip.py" \
+	"bench/mri_speed.py"
+
 bench: venv
-	$(BIN)/python bench/natural.py
+	@set -e; for s in $(BENCH_SCRIPTS); do echo "== python $$s"; $(BIN)/python $$s; done
 
 clean:
 	rm -rf $(VENV) deepprior-demo .pytest_cache

@@ -98,14 +98,17 @@ def main():
         d = simulate(s, coils=8, pattern="poisson2d", seed=a.seed, **SETTINGS[key])
         key = f"{key} (measured {d.acceleration:.1f})"
         for method in ("zerofill", "cgsense", "lps"):
-            x, info = reconstruct(d, method)
+            r = reconstruct(d, method)
+            x, info = r.image, r.info
             row(key, method, x, d, info["seconds"], "–")
-        x, info = reconstruct(d, "tddip", iters=a.tddip_steps, seed=a.seed, preset=a.tddip_preset, ref=d.gt,
-                              device=a.device)
+        r = reconstruct(d, "tddip", iters=a.tddip_steps, seed=a.seed, preset=a.tddip_preset, ref=d.gt,
+                        device=a.device)
+        x, info = r.image, r.info
         row(key, f"tddip ({a.tddip_preset}, holdout)", x, d, info["seconds"], info["steps"])
-        x, info = reconstruct(d, "gip", iters=a.iters, seed=a.seed, preset=a.preset, ref=d.gt, device=a.device,
-                              log=lambda r: print("   ", {k: v for k, v in r.items() if k not in ("val_loss", "oracle_psnr")},
-                                                  flush=True))
+        r = reconstruct(d, "gip", iters=a.iters, seed=a.seed, preset=a.preset, ref=d.gt, device=a.device,
+                        log=lambda rec: print("   ", {k: v for k, v in rec.items()
+                                                     if k not in ("val_loss", "oracle_psnr")}, flush=True))
+        x, info = r.image, r.info
         pre_steps = sum(st["steps"] for st in info["stages"] if st["stage"] != "admm")
         row(key, f"gip ({a.preset}) after pretraining", info["pretrained"], d, info["pretrain_seconds"], pre_steps)
         admm = info["stages"][-1]

@@ -46,16 +46,19 @@ def main():
     for label, kw in settings:
         d = simulate(s, coils=8, seed=a.seed, **kw)
         for method in ("zerofill", "cgsense", "tv", "lps"):
-            x, info = reconstruct(d, method, weight=a.tv_weight, iters=a.tv_iters if method == "tv" else None)
+            r = reconstruct(d, method, **({"weight": a.tv_weight, "iters": a.tv_iters} if method == "tv" else {}))
+            x, info = r.image, r.info
             rows.append(row(method, label, x, d.gt, info["seconds"]))
     if a.static_dip:
         d = simulate(s[:1], coils=8, pattern="vd", accel=4, center=12, seed=a.seed)
         label = "static frame 0, vd R=4"
         for method in ("zerofill", "cgsense", "tv"):
-            x, info = reconstruct(d, method, weight=a.tv_weight)
+            r = reconstruct(d, method, **({"weight": a.tv_weight} if method == "tv" else {}))
+            x, info = r.image, r.info
             rows.append(row(method, label, x, d.gt, info["seconds"]))
         t = time.perf_counter()
-        x, info = reconstruct(d, "dip", iters=a.static_dip, seed=a.seed)
+        r = reconstruct(d, "dip", iters=a.static_dip, seed=a.seed)
+        x, info = r.image, r.info
         rows.append(row(f"dip (convdecoder, {a.static_dip} it)", label, x, d.gt, time.perf_counter() - t))
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))

@@ -67,13 +67,15 @@ def main():
         d = simulate(s, coils=8, seed=0, **kw)
         row(key, "AᴴA on all 26 frames", op_time(d, a.device), 5, type(d.operator).__name__)
         for preset in ("tddip-cpu", "tddip"):
-            _, info = reconstruct(d, "tddip", iters=a.tddip_steps, preset=preset, stop="none", device=a.device)
+            r = reconstruct(d, "tddip", iters=a.tddip_steps, preset=preset, stop="none", device=a.device)
+            info = r.info
             per = info["seconds"] / info["steps"]
             row(key, f"TDDIP {preset}, per step (1 frame)", per, info["steps"],
                 f"{per * 26:.2f} s per sweep of 26 frames; {info['sweeps']} sweeps")
         for preset in ("gip-cpu", "gip") if a.gip_full else ("gip-cpu",):
             iters = a.gip_iters if preset == "gip-cpu" else max(8, a.gip_iters // 5)  # full width: ≈ 14 s/step on a CPU
-            _, info = reconstruct(d, "gip", iters=iters, preset=preset, stop="none", device=a.device)
+            r = reconstruct(d, "gip", iters=iters, preset=preset, stop="none", device=a.device)
+            info = r.info
             for st in info["stages"]:
                 n = st.get("outer", st["steps"])
                 unit = "outer iteration" if st["stage"] == "admm" else "step"

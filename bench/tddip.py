@@ -64,7 +64,8 @@ def main():
                 opts = dict(preset=a.preset, stop=a.stop, holdout=a.holdout, patience=a.patience, ref=d.gt,
                             device=a.device, **({"manifold_kind": a.manifold} if a.manifold else {}))
             t = time.perf_counter()
-            x, info = reconstruct(d, method, seed=a.seed, iters=a.steps if method == "tddip" else None, **opts)
+            r = reconstruct(d, method, seed=a.seed, iters=a.steps if method == "tddip" else None, **opts)
+            x, info = r.image, r.info
             sec = time.perf_counter() - t
             m = mri_metrics(x, d.gt)
             extra = ""

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -33,3 +35,15 @@ def shared_data() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED
+
+
+def cine_phantom(frames=4, n=32, seed=0):
+    """A beating disc on a smooth background: a tiny cine with real temporal redundancy."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, n), torch.linspace(-1, 1, n), indexing="ij")
+    bg = 0.3 + 0.1 * torch.sin(3 * xx + torch.rand(1, generator=g) * 3) * torch.cos(2 * yy)
+    out = []
+    for t in range(frames):
+        r = 0.3 + 0.1 * math.sin(2 * math.pi * t / frames)
+        out.append(bg + 0.6 * ((xx**2 + yy**2) < r**2).float() * (0.5 + 0.5 * (yy < 0.3).float()))
+    return torch.stack(out)

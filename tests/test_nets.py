@@ -32,7 +32,7 @@ def test_any_size_through_dip(name, hw):
              "deep_decoder": dict(channels=8, layers=4), "conv_decoder": dict(channels=8, layers=3),
              "tddip": dict(channels=8)}[name]
     in_ch = None if name in ("deep_decoder", "conv_decoder") else 4
-    net = build_net(name, in_ch, 3, **small)
+    net = build_net(name, in_ch, 3, out_hw=hw, **small)
     code = make_code("noise", net.in_channels, net.code_size(*hw), generator=torch.Generator().manual_seed(0))
     x = DIP(net, code, hw, reg_noise_std=0.03, generator=torch.Generator().manual_seed(1))()
     assert x.shape == (1, 3, *hw)

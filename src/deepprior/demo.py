@@ -24,7 +24,8 @@ def demo_image() -> np.ndarray:
 
 def run_demo(outdir: Path, *, iters: int | None = None, seed: int = 0, device: str = "auto", overwrite: bool = False,
              quiet: bool = False) -> dict:
-    from .cli import _echo
+    import click
+
     from .fit import ProgressBar
     from .io import check_output, save_image
     from .plotting import save_comparison, save_curves
@@ -53,7 +54,7 @@ def run_demo(outdir: Path, *, iters: int | None = None, seed: int = 0, device: s
                                           ("reference", to_numpy(clean))])
     save_curves(names["psnr"], r.fit.history, f"DIP denoising, {DEMO_PRESET}, σ={DEMO_SIGMA}",
                 {"oracle peak": r.fit.best_iter})
-    _echo(f"demo: PSNR {psnr(noisy, clean):.2f} dB (noisy) -> {r.metrics['psnr']:.2f} dB (restored, EMA), "
+    click.echo(f"demo: PSNR {psnr(noisy, clean):.2f} dB (noisy) -> {r.metrics['psnr']:.2f} dB (restored, EMA), "
           f"SSIM {r.metrics['ssim']:.4f}, {r.fit.iters_run} iterations in {r.fit.seconds:.1f} s; wrote "
           + ", ".join(str(p) for p in names.values()))
     return r.metrics

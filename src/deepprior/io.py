@@ -30,7 +30,7 @@ class LoadedImage:
     bit_depth: int = 8
 
 
-def _check_readable(path: Path, what: str) -> None:
+def check_readable(path: Path, what: str) -> None:
     if not path.exists():
         raise InputError(f"{what} {path} does not exist; check the path")
     if path.is_dir():
@@ -87,7 +87,7 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     (4, 5, 3)
     """
     path = Path(path)
-    _check_readable(path, "image")
+    check_readable(path, "image")
     if path.suffix.lower() == ".npy":
         a = load_npy(path, "image")
     else:
@@ -147,7 +147,7 @@ def load_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
     ``.npy`` masks must hold 0/1 or booleans.
     """
     path = Path(path)
-    _check_readable(path, "mask")
+    check_readable(path, "mask")
     if path.suffix.lower() == ".npy":
         m = load_npy(path, "mask").astype(np.float64)
         if m.ndim == 3 and m.shape[-1] == 1:
@@ -173,7 +173,7 @@ def load_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
 def load_kernel(path: str | os.PathLike) -> np.ndarray:
     """Read a blur kernel (PSF) from ``.npy`` or a grayscale image; normalised to sum 1."""
     path = Path(path)
-    _check_readable(path, "kernel")
+    check_readable(path, "kernel")
     k = load_npy(path, "kernel").astype(np.float64) if path.suffix.lower() == ".npy" else load_image(path).data.mean(-1).astype(np.float64)
     if k.ndim != 2:
         raise InputError(f"kernel {path} has shape {k.shape}; expected a 2-D array")

@@ -36,12 +36,17 @@ def psnr(x, ref, data_range: float = 1.0) -> float:
 
 
 def ssim(x, ref, data_range: float = 1.0) -> float:
-    """Structural similarity (mean over channels), ``x`` clipped to ``[0, data_range]``.
+    """Structural similarity (mean over channels), ``x`` clipped to ``[0, data_range]``. A batch
+    ``(N, C, H, W)`` scores every image against its reference and returns the mean.
 
     >>> import numpy as np
     >>> ssim(np.ones((16, 16)) * 0.5, np.ones((16, 16)) * 0.5)
     1.0
     """
+    if getattr(x, "ndim", 0) == 4 and x.shape[0] > 1:
+        if tuple(ref.shape) != tuple(x.shape):
+            raise ValueError(f"ssim of a batch needs one reference per image: {tuple(x.shape)} vs {tuple(ref.shape)}")
+        return float(np.mean([ssim(x[i:i + 1], ref[i:i + 1], data_range) for i in range(x.shape[0])]))
     from skimage.metrics import structural_similarity
 
     a, b = np.clip(_np_hwc(x), 0, data_range), _np_hwc(ref)

@@ -1,7 +1,11 @@
-"""The fit loop and its callbacks."""
+"""The fit loop and its callbacks: :mod:`.loop` (the one loop), :mod:`.config` (its types),
+:mod:`.checkpoint` (the state it carries and saves), :mod:`.callbacks`, :mod:`.stopping`."""
 
 from .callbacks import ProgressBar, SaveEvery
-from .loop import Callback, FitConfig, FitInterrupted, FitResult, FitState, fit, load_checkpoint, resolve_device, set_deterministic
+from .checkpoint import load_checkpoint
+from .config import (Callback, FitConfig, FitInterrupted, FitResult, FitState, resolve_device,
+                     set_deterministic)
+from .loop import fit
 
 __all__ = ["fit", "FitConfig", "FitResult", "FitState", "Callback", "ProgressBar", "SaveEvery", "resolve_device",
            "FitInterrupted", "load_checkpoint", "set_deterministic"]

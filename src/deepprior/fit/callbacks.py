@@ -8,7 +8,7 @@ from typing import Callable
 
 from torch import Tensor
 
-from .loop import Callback, FitState
+from .config import Callback, FitState
 
 
 class ProgressBar(Callback):

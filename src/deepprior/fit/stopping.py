@@ -20,7 +20,10 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..operators.base import Operator
-from .loop import Callback, FitState
+from .config import Callback, FitState
+
+# The rules a fit can stop by (``none`` runs all iterations): the choices of ``--stop``.
+STOP_RULES = ("none", "wmv", "wmv-ema", "emv", "holdout")
 
 
 class _Detector(Callback):

@@ -16,7 +16,6 @@ improvement.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -24,7 +23,8 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..fit import FitConfig, fit
+from ..fit import FitConfig, FitState, fit
+from ..fit.stopping import Holdout
 from ..operators.base import LinearOperator
 from ..params import Parameterization, render
 from .operators import ChannelsToComplex
@@ -81,7 +81,8 @@ def admm(param: Parameterization, op: LinearOperator, y: Tensor, *, rho: float =
     aty = op.adjoint(y)
     normal = lambda v: op.gram(v) + rho * v  # noqa: E731
     res = ADMMResult(x=x, g=g, outer_run=0, selected=None)
-    best = math.inf
+    # The outer loop stops by the same held-out rule as the fits: one outer iteration = one step.
+    stopper = Holdout(val[0], val[1], every=1, patience=patience, count=1.0) if val is not None else None
     for k in range(outer):
         with torch.no_grad():
             x = cg(normal, aty + rho * g - gam, x0=x, iters=cg_iters, tol=0.0)
@@ -93,15 +94,15 @@ def admm(param: Parameterization, op: LinearOperator, y: Tensor, *, rho: float =
         res.lagrangian.append(augmented_lagrangian(op, y, x, g, gam, rho))
         if on_outer is not None:
             on_outer(k, x, g)
-        if val is not None:
-            with torch.no_grad():
-                vl = float((val[0](x) - val[1]).abs().square().sum())
-            res.val_loss.append(vl)
-            if vl < best:
-                best, res.selected, res.x, res.g = vl, k, x.clone(), g.clone()
-            elif k - res.selected >= patience:
-                break
-        else:
+        if stopper is None:
             res.x, res.g = x, g
+            continue
+        state = FitState(it=k, iters=outer, x=x)
+        stopper.on_step_end(state)  # held-out loss ‖A_val X − y_val‖²; selects X when it is a new minimum
+        res.val_loss = stopper.scores
+        if state.selected_iter == k:
+            res.selected, res.x, res.g = k, state.selected, g.clone()
+        if state.stop:
+            break
     res.seconds = time.perf_counter() - t0
     return res

@@ -78,6 +78,19 @@ class MRIData:
         if self.gt is not None and tuple(self.gt.shape) != (t, *self.shape):
             raise InputError(f"reference image {tuple(self.gt.shape)} does not match frames×H×W {(t, *self.shape)}")
 
+    def to(self, device) -> "MRIData":
+        """The same data with every tensor on ``device`` (the operator is built there too)."""
+        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return MRIData(mv(self.kspace), mv(self.mask), mv(self.maps), mv(self.gt), dict(self.meta),
+                       traj=mv(self.traj), shape=self.shape)
+
+    def frame(self, t: int) -> "MRIData":
+        """Frame ``t`` alone, as static data (T = 1)."""
+        sl = slice(t, t + 1)
+        pick = lambda v: None if v is None else v[sl]  # noqa: E731
+        return MRIData(self.kspace[sl], pick(self.mask), self.maps, pick(self.gt), dict(self.meta),
+                       traj=pick(self.traj), shape=self.shape)
+
     @property
     def radial(self) -> bool:
         return self.traj is not None

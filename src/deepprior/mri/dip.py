@@ -1,5 +1,7 @@
-"""Untrained-network MRI reconstruction through the shared fit loop: a generator outputs the
-complex image as (real, imag) channels, fitted through the SENSE operator to the k-space.
+"""Static untrained-network MRI reconstruction (DIP / ConvDecoder) through the shared fit loop: a
+generator per frame outputs the complex image as (real, imag) channels, fitted through the SENSE
+operator to that frame's k-space. The frames of a series are independent fits run together as one
+:class:`~deepprior.params.BatchedDIP` (one vmapped network, each frame's exact gradient).
 """
 
 from __future__ import annotations
@@ -7,59 +9,79 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..fit import FitConfig, fit
+from ..fit import Callback, FitConfig, FitState, fit, resolve_device
 from ..nets import build_net, make_code
-from ..params import DIP
+from ..params import DIP, BatchedDIP
+from ..presets import resolve
+from .common import image_on_interrupt, kspace_scale
 from .data import MRIData
 from .operators import ChannelsToComplex
 
-MRI_PRESETS = {
-    # ConvDecoder (Darestani & Heckel 2021) at a CPU-friendly width; outputs real/imag, no sigmoid.
-    "convdecoder": {"net": {"name": "conv_decoder", "channels": 64, "layers": 6, "need_sigmoid": False},
-                    "code": {"kind": "noise", "scale": 0.1}, "reg_noise_std": 0.0,
-                    "fit": {"iters": 1500, "lr": 0.008, "ema": 0.99, "backtrack": True}},
-    # The DIP skip net with 2 linear output channels.
-    "skip": {"net": {"name": "skip", "channels_down": [64] * 5, "channels_up": [64] * 5, "channels_skip": [4] * 5,
-                     "upsample_mode": "bilinear", "need_sigmoid": False},
-             "code": {"kind": "noise", "channels": 32, "scale": 0.1}, "reg_noise_std": 0.0,
-             "fit": {"iters": 1500, "lr": 0.005, "ema": 0.99, "backtrack": True}},
-}
 
+class FrameLosses(Callback):
+    """Each frame's own data misfit (mean over its k-space) at every step: the per-frame histories of a
+    batched static fit, whose loop records only the sum."""
 
-def dip_static(data: MRIData, *, preset: str | dict = "convdecoder", seed: int = 0, callbacks=(), **fit_overrides) -> tuple[Tensor, object]:
-    """Reconstruct each frame of ``data`` independently with an untrained generator (static DIP /
-    ConvDecoder). Returns the complex image ``(T, H, W)`` and the last frame's FitResult.
+    def __init__(self, op, y: Tensor):
+        self.op, self.y = op, y
+        self.history: list[list[float]] = []
 
-    The k-space is scaled as in ConvDecoder: y ← y · ‖f(z)‖ / ‖Aᴴy‖ with the untrained output, so that
-    the network starts at the data's scale; the result is scaled back.
-    """
-    p = MRI_PRESETS[preset] if isinstance(preset, str) else preset
-    h, w = data.shape
-    out, result = [], None
-    for t in range(data.frames):
-        sub = _frame(data, t)
-        spec = dict(p["net"])
-        name = spec.pop("name")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            decoder = name in ("conv_decoder", "deep_decoder")  # their code width is their channel count
-            net = build_net(name, None if decoder else p["code"].get("channels"), 2, **spec)
-        z = make_code(p["code"]["kind"], net.in_channels, net.code_size(h, w), scale=p["code"].get("scale", 0.1),
-                      generator=torch.Generator().manual_seed(seed + 1))
-        param = DIP(net, z, (h, w), p.get("reg_noise_std", 0.0), generator=torch.Generator().manual_seed(seed + 2))
-        op = sub.operator @ ChannelsToComplex(frames=1)
+    def on_step_end(self, state: FitState) -> None:
         with torch.no_grad():
-            scale = (torch.linalg.vector_norm(param(perturb=False)) /
-                     torch.linalg.vector_norm(sub.operator.adjoint(sub.kspace))).item()
-        cfg = FitConfig().replace(**{**p["fit"], **{k: v for k, v in fit_overrides.items() if v is not None}})
-        result = fit(param, op, sub.kspace * scale, cfg, callbacks=callbacks)
-        img = ChannelsToComplex(frames=1)(result.output)[0] / scale
-        out.append(img)
-    return torch.stack(out), result
+            r = (self.op(state.x) - self.y).abs().square()
+            self.history.append(r.reshape(r.shape[0], -1).mean(1).tolist())
 
 
-def _frame(data: MRIData, t: int) -> MRIData:
-    sl = slice(t, t + 1)
-    return MRIData(data.kspace[sl], None if data.mask is None else data.mask[sl], data.maps,
-                   None if data.gt is None else data.gt[sl], dict(data.meta),
-                   traj=None if data.traj is None else data.traj[sl], shape=data.shape)
+def build_static_dip(preset: dict, hw: tuple[int, int], seed: int = 0) -> DIP:
+    """One frame's generator (2 linear output channels) and code from a static MRI preset, seeded."""
+    spec = dict(preset["net"])
+    name = spec.pop("name")
+    decoder = name in ("conv_decoder", "deep_decoder")  # their code width is their channel count
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build_net(name, None if decoder else preset["code"].get("channels"), 2, out_hw=hw, **spec)
+    z = make_code(preset["code"]["kind"], net.in_channels, net.code_size(*hw), scale=preset["code"].get("scale", 0.1),
+                  generator=torch.Generator().manual_seed(seed + 1))
+    return DIP(net, z, hw, preset.get("reg_noise_std", 0.0), generator=torch.Generator().manual_seed(seed + 2))
+
+
+def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0, callbacks=(), device="auto",
+               **fit_overrides) -> tuple[Tensor, dict]:
+    """Reconstruct every frame of ``data`` with its own untrained generator (static DIP / ConvDecoder), all
+    frames in one batched fit. Returns the complex image ``(T, H, W)`` and an info dict: ``history`` (the
+    loop's curves, summed over frames), ``frame_loss`` (per step, each frame's data misfit), ``iters``.
+
+    Each frame's k-space is scaled as in ConvDecoder: y_t ← y_t · ‖f_t(z)‖ / ‖Aᴴ_t y_t‖ with the untrained
+    output, so that the network starts at the data's scale; the result is scaled back. Divergence
+    backtracking, when the preset asks for it, acts on all frames together (the summed loss).
+
+    >>> import torch
+    >>> from deepprior.mri.data import simulate
+    >>> d = simulate(torch.rand(2, 16, 16), coils=2, accel=2, center=4, seed=0)
+    >>> p = {"net": {"name": "conv_decoder", "channels": 8, "layers": 3, "need_sigmoid": False},
+    ...      "code": {"kind": "noise", "scale": 0.1}, "fit": {"iters": 3, "lr": 0.01, "ema": None}}
+    >>> x, info = dip_static(d, preset=p, device="cpu")
+    >>> tuple(x.shape), len(info["frame_loss"]), len(info["frame_loss"][0])
+    ((2, 16, 16), 3, 2)
+    """
+    p = resolve(preset, "mri-dip")[1]
+    dev = resolve_device(device)
+    data = data.to(dev)
+    t = data.frames
+    # Every frame starts from the same seeded network: frame t's result does not depend on the others.
+    dips = [build_static_dip(p, data.shape, seed) for _ in range(t)]
+    param = (dips[0] if t == 1 else BatchedDIP(dips)).to(dev)
+    c2c = ChannelsToComplex(frames=t)
+    with torch.no_grad():
+        out = c2c(param(perturb=False))
+        scale = torch.tensor([kspace_scale(out[i], data.frame(i)) for i in range(t)], device=dev)
+    y = data.kspace * scale[:, None, None, None]
+    op = data.operator @ c2c
+    to_image = lambda x: c2c(x) / scale[:, None, None]  # noqa: E731
+    frame_loss = FrameLosses(op, y)
+    cfg = FitConfig().replace(**{**p["fit"], **{k: v for k, v in fit_overrides.items() if v is not None}})
+    with image_on_interrupt(to_image):
+        result = fit(param, op, y, cfg, callbacks=[*callbacks, frame_loss])
+    img = to_image(result.output).detach().cpu()
+    return img, {"history": result.history, "frame_loss": frame_loss.history, "iters": result.iters_run,
+                 "scale": scale.cpu().tolist(), "backtracks": result.backtracks, "fit": result}

@@ -22,7 +22,6 @@ GNN with the CNNs frozen, then everything jointly with the graph frozen part-way
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 
@@ -31,13 +30,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..fit import Callback, FitConfig, FitState, fit
+from ..fit import Callback, FitConfig, FitState, fit, resolve_device
+from ..fit.stopping import Holdout
 from ..params import Parameterization
+from ..presets import resolve
 from .admm import admm
+from .common import MRIOracle, image_on_interrupt, kspace_scale, split_kspace
 from .data import MRIData
 from .metrics import mri_psnr
 from .operators import ChannelsToComplex
-from .tddip import MRIOracle, _zero_filled, split_kspace
+
+STOPS = ("holdout", "none")  # the rules GIP can stop by
 
 
 def _init(t: Tensor) -> Tensor:
@@ -76,7 +79,10 @@ class NeighbourConv(nn.Module):
 
     def forward(self, x: Tensor, nn_idx: Tensor) -> Tensor:  # x (T, cin, H, W), nn_idx (T, K)
         t, _, h, w = x.shape
-        gathered = x[nn_idx.reshape(-1)].reshape(1, t * self.k * self.cin, h, w)
+        # index_select, not x[idx]: the backward of advanced indexing accumulates the repeated rows (a frame
+        # that neighbours many frames) with per-thread atomic adds on the CPU, in an order that varies from run
+        # to run; index_select's backward (index_add_) sums them in a fixed order — bit-reproducible fits.
+        gathered = torch.index_select(x, 0, nn_idx.reshape(-1)).reshape(1, t * self.k * self.cin, h, w)
         wt = self.weight.permute(0, 2, 1, 3, 4, 5).reshape(t * self.cout, self.k * self.cin, 3, 3) / self.k
         out = F.conv2d(gathered, wt, self.bias.mean(1).reshape(-1), padding=1, groups=t)
         return out.reshape(t, self.cout, h, w)
@@ -247,20 +253,6 @@ class GIP(Parameterization):
             self.net.nn_idx = self.net.graph(self.net.features(self.z).reshape(self.net.frames, self.net.ch, *self.net.hw))
 
 
-GIP_PRESETS: dict[str, dict] = {
-    # The reference schedule (lizs17/GIP_Cardiac_MRI): 40k network steps in all. A GPU setting
-    # (the authors report 2–3 h of pretraining plus ~1 h of ADMM per slice on an RTX 4090).
-    "gip": {"ch": 24, "ch_z": 8, "z_size": 8, "k": 7, "betas": (0.5, 0.98),
-            "stages": [["cnn", 10000, 5e-4], ["gnn", 5000, 5e-4], ["joint", 15000, 5e-5]], "freeze_graph_at": 10000 / 15000,
-            "admm": {"rho": 1e-3, "outer": 20, "cg_iters": 10, "net_steps": 500, "net_lr": 1e-5}},
-    # The CPU reduced setting of the benchmarks: the same design at 8 feature channels and K = 4, the
-    # schedule scaled to --iters (default 800 network steps).
-    "gip-cpu": {"ch": 8, "ch_z": 8, "z_size": 8, "k": 4, "betas": (0.5, 0.98), "iters": 800,
-                "stages": [["cnn", 10000, 5e-4], ["gnn", 5000, 5e-4], ["joint", 15000, 5e-5]], "freeze_graph_at": 10000 / 15000,
-                "admm": {"rho": 1e-3, "outer": 20, "cg_iters": 10, "net_steps": 500, "net_lr": 1e-5}},
-}
-
-
 def scaled_schedule(p: dict, iters: int | None) -> tuple[list[tuple[str, int, float]], dict]:
     """Scale the stages and ADMM's network steps in proportion so that they total ``iters`` (ADMM keeps its
     outer-iteration count; every count stays ≥ 1)."""
@@ -294,33 +286,33 @@ class _FreezeGraph(Callback):
             self.param.freeze_graph()
 
 
-def gip(data: MRIData, *, preset: str | dict = "gip", iters: int | None = None, stop: str = "holdout",
-        holdout: float = 0.05, seed: int = 0, ref: Tensor | None = None, callbacks=(), device="cpu",
+def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = None, stop: str = "holdout",
+        holdout: float = 0.05, seed: int = 0, ref: Tensor | None = None, callbacks=(), device="auto",
         admm_stage: bool = True, log=None) -> tuple[Tensor, dict]:
     """Reconstruct a dynamic Cartesian or radial series with GIP: the staged pretraining, then ADMM.
 
     Returns the complex series ``(T, H, W)`` (ADMM's data-consistent X; the pretrained network's output
     when ``admm_stage=False``) and an info dict with per-stage times and, with ``ref``, oracle metrics
-    (diagnostics only; ``pretrained`` holds the network output after pretraining).
-    ``stop='holdout'`` holds out ``holdout`` of the acquired samples: the joint stage delivers its
-    best held-out iterate and ADMM its best outer iteration. ``iters`` scales the whole schedule.
+    (diagnostics only; ``pretrained`` holds the network output after pretraining). Most users call
+    :func:`deepprior.mri.reconstruct` (``method='gip'``).
+    ``preset``: ``'gip-cpu'`` (default, as on the command line), ``'gip'`` (the reference schedule, a GPU
+    setting) or a dict. ``stop='holdout'`` holds out ``holdout`` of the acquired samples: the joint stage
+    delivers its best held-out iterate and ADMM its best outer iteration. ``iters`` scales the whole schedule.
 
     >>> from deepprior.mri.data import simulate
+    >>> from deepprior.presets import get_preset
     >>> d = simulate(torch.rand(3, 16, 16), coils=2, accel=2, center=4, seed=0)
-    >>> p = {**GIP_PRESETS["gip-cpu"], "ch": 4, "k": 2}
-    >>> x, info = gip(d, preset=p, iters=40, stop="none")  # 40k reference steps scaled by 1/1000
+    >>> p = {**get_preset("gip-cpu", "gip"), "ch": 4, "k": 2}
+    >>> x, info = gip(d, preset=p, iters=40, stop="none", device="cpu")  # 40k reference steps scaled by 1/1000
     >>> tuple(x.shape), [s["steps"] for s in info["stages"]]
     ((3, 16, 16), [10, 5, 15, 20])
     """
-    if stop not in ("holdout", "none"):
-        raise ConfigError(f"unknown stop rule {stop!r} for GIP; choose holdout or none")
-    if isinstance(preset, str):
-        if preset not in GIP_PRESETS:
-            raise ConfigError(f"unknown GIP preset {preset!r}; choose one of {', '.join(GIP_PRESETS)}")
-        preset = GIP_PRESETS[preset]
-    p = copy.deepcopy(preset)
+    if stop not in STOPS:
+        raise ConfigError(f"unknown stop rule {stop!r} for GIP; choose one of {', '.join(STOPS)}")
+    p = resolve(preset, "gip")[1]
     stages, a = scaled_schedule(p, iters)
-    dev = torch.device(device)
+    dev = resolve_device(device)
+    data = data.to(dev)
     t = data.frames
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -334,9 +326,9 @@ def gip(data: MRIData, *, preset: str | dict = "gip", iters: int | None = None, 
         tr_op, y_tr = data.operator, data.kspace
     with torch.no_grad():
         param.stage = "cnn"
-        scale = float(torch.linalg.vector_norm(param()) / torch.linalg.vector_norm(_zero_filled(data)))
-    y = (y_tr * scale).to(dev)
-    op = (tr_op @ c2c).to(dev)
+        scale = kspace_scale(param(), data)
+    y = y_tr * scale
+    op = tr_op @ c2c
     to_image = lambda x: c2c(x) / scale  # noqa: E731
     info: dict = {"method": "gip", "stages": [], "scale": scale, "params": sum(q.numel() for q in param.parameters())}
     t0 = time.perf_counter()
@@ -353,19 +345,18 @@ def gip(data: MRIData, *, preset: str | dict = "gip", iters: int | None = None, 
         if name == "joint":
             cbs.append(_FreezeGraph(param, max(1, round(p["freeze_graph_at"] * steps))))
             if stop == "holdout":
-                from ..fit.stopping import Holdout
-
-                stopper = Holdout((va_op @ c2c).to(dev), (y_va * scale).to(dev), every=max(1, steps // 50),
+                stopper = Holdout(va_op @ c2c, y_va * scale, every=max(1, steps // 50),
                                   patience=max(1, steps // 5), count=count)
                 cbs.insert(0, stopper)
-        oracle = MRIOracle(ref, to_image, every=max(1, steps // 50)) if ref is not None else None
+        oracle = MRIOracle(ref.to(dev), to_image, every=max(1, steps // 50)) if ref is not None else None
         if oracle is not None:
             cbs.append(oracle)
         _phase(callbacks, f"gip {name}", steps)
         cfg = FitConfig(iters=steps, lr=lr, betas=tuple(p["betas"]), ema=None, backtrack=True,
                         backtrack_every=max(1, min(100, steps // 10)))
         s0 = time.perf_counter()
-        res = fit(param, op, y, cfg, callbacks=cbs)
+        with image_on_interrupt(to_image):
+            res = fit(param, op, y, cfg, callbacks=cbs)
         rec = {"stage": name, "steps": res.iters_run, "lr": lr, "seconds": time.perf_counter() - s0}
         if stopper is not None:
             rec.update(selected=res.selected_iter, fired_at=stopper.fired_at)
@@ -392,10 +383,11 @@ def gip(data: MRIData, *, preset: str | dict = "gip", iters: int | None = None, 
 
         cfg = FitConfig(betas=tuple(p["betas"]))
         _phase(callbacks, "gip admm", a["outer"] * a["net_steps"])
-        val = ((va_op.to(dev), (y_va * scale).to(dev)) if stop == "holdout" else None)
+        val = (va_op, y_va * scale) if stop == "holdout" else None
         s0 = time.perf_counter()
-        r = admm(param, tr_op.to(dev), y, rho=a["rho"], outer=a["outer"], cg_iters=a["cg_iters"], net_steps=a["net_steps"],
-                 net_lr=a["net_lr"], net_config=cfg, val=val, on_outer=on_outer, callbacks=callbacks)
+        with image_on_interrupt(to_image):
+            r = admm(param, tr_op, y, rho=a["rho"], outer=a["outer"], cg_iters=a["cg_iters"], net_steps=a["net_steps"],
+                     net_lr=a["net_lr"], net_config=cfg, val=val, on_outer=on_outer, callbacks=callbacks)
         _phase(callbacks, None)  # close the ADMM bar (held-out stopping may end it early)
         x = (r.x / scale).detach().cpu()
         rec = {"stage": "admm", "steps": r.outer_run * a["net_steps"], "outer": r.outer_run, "selected": r.selected,

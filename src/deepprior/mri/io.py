@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..io import _check_readable, load_npy
+from ..io import check_readable, load_npy
 from .coils import estimate_maps
 from .data import MRIData
 
@@ -39,7 +39,7 @@ def load_series(path, key: str | None = None) -> np.ndarray:
     """Read an image series as ``(T, H, W)`` (magnitude or complex). A 3-D array whose last axis is
     the shortest is taken as (H, W, T), the MATLAB habit, and reordered."""
     path = Path(path)
-    _check_readable(path, "series")
+    check_readable(path, "series")
     ext = "".join(path.suffixes[-2:]).lower() if path.name.lower().endswith(".nii.gz") else path.suffix.lower()
     if ext == ".mat":
         try:
@@ -122,7 +122,7 @@ def load_data(path, *, slice_index: int | None = None, calib: int = 24) -> MRIDa
     import h5py
 
     path = Path(path)
-    _check_readable(path, "k-space file")
+    check_readable(path, "k-space file")
     try:
         f = h5py.File(path, "r")
     except Exception as e:

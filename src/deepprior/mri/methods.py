@@ -1,75 +1,150 @@
-"""MRI reconstruction methods by name — the plug-in table behind ``deepprior mri recon``."""
+"""MRI reconstruction methods by name — the plug-in table behind ``deepprior mri recon`` and
+:func:`reconstruct`, with one result type (:class:`MRIResult`) for every method."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import torch
+from torch import Tensor
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
+from ..fit import resolve_device
+from .common import image_on_interrupt, weighted
 from .data import MRIData
-from .recon import cg_sense, kt_tv, low_rank_plus_sparse
+from .metrics import mri_metrics
+from .recon import KT_TV_WEIGHT, cg_sense, kt_tv, low_rank_plus_sparse
 
 METHODS = ("zerofill", "cgsense", "tv", "lps", "dip", "tddip", "gip")
 
+# The options each method takes besides iters/seed/device/callbacks/ref; anything else is refused.
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "zerofill": (),
+    "cgsense": ("lam",),
+    "tv": ("weight", "temporal", "lr"),
+    "lps": ("lambda_l", "lambda_s"),
+    "dip": ("preset", "lr"),
+    "tddip": ("preset", "manifold_kind", "cycles", "coords", "batch", "stop", "holdout", "patience", "dcf",
+              "checkpoint", "checkpoint_every", "resume", "lr"),
+    "gip": ("preset", "stop", "holdout", "admm_stage", "log"),
+}
+ITERATIVE = ("cgsense", "tv", "lps", "dip", "tddip", "gip")  # the methods --iters applies to
 
-def _weighted(data: MRIData):
-    """Operator and data to use in iterative solvers: density-compensated for radial data."""
-    op = data.operator
-    if not data.radial:
-        return op, data.kspace
-    from .nufft import Weighted, pipe_dcf
 
-    w = pipe_dcf(data.traj, data.shape)
-    wop = Weighted(op, w)
-    return wop, wop.sw * data.kspace
+@dataclass
+class MRIResult:
+    """What every MRI method returns.
+
+    ``image``: the complex series ``(T, H, W)`` (CPU); ``metrics``: mean ``psnr``/``ssim``/``nrmse``/``ser``
+    and ``per_frame`` lists against the reference, when one exists (else empty); ``history``: the fit's
+    per-iteration curves (empty for the direct methods); ``selected_iter``: the iteration a stopping rule
+    delivered (None = the last); ``iters``: iterations run; ``seconds``: the whole call, set-up included;
+    ``info``: method-specific details (stages, oracle diagnostics, per-frame losses, settings).
+    """
+
+    image: Tensor
+    method: str
+    seconds: float
+    iters: int | None = None
+    selected_iter: int | None = None
+    history: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """``PSNR <x> dB SSIM <y> NRMSE <z>`` (the tail of the command's last line), or '' without a reference."""
+        m = self.metrics
+        return f"PSNR {m['psnr']:.2f} dB SSIM {m['ssim']:.4f} NRMSE {m['nrmse']:.4f}" if m else ""
 
 
-def reconstruct(data: MRIData, method: str, *, iters: int | None = None, lambda_l: float = 0.01,
-                lambda_s: float = 0.01, weight: float | None = None, seed: int = 0, callbacks=(),
-                **options) -> tuple[torch.Tensor, dict]:
-    """Reconstruct ``data`` with ``method``; returns the complex image ``(T, H, W)`` and info (time, settings).
-
-    ``options`` go to the network methods (``tddip``: preset, manifold_kind, cycles, batch, stop,
-    holdout, patience, ref, device — see :func:`deepprior.mri.tddip.tddip`; ``gip``: preset, stop,
-    holdout, ref, device, admm_stage — see :func:`deepprior.mri.gip.gip`)."""
+def check_options(method: str, options: dict, iters: int | None = None) -> None:
+    """Refuse a method name or an option that does not apply, as the command line does."""
     if method not in METHODS:
         raise ConfigError(f"unknown MRI method {method!r}; choose one of {', '.join(METHODS)}")
-    if options and method not in ("tddip", "gip"):
-        raise ConfigError(f"option(s) {', '.join(sorted(options))} apply to tddip and gip, not to {method}")
+    bad = sorted(k for k, v in options.items() if v is not None and k not in OPTIONS[method])
+    if bad:
+        where = {k: [m for m, o in OPTIONS.items() if k in o] for k in bad}
+        says = "; ".join(f"{k} applies to {', '.join(ms) or 'no method'}" for k, ms in where.items())
+        raise ConfigError(f"option(s) {', '.join(bad)} do not apply to {method} ({says})")
+    if iters is not None and method not in ITERATIVE:
+        raise ConfigError(f"{method} is a direct method; iters applies to {', '.join(ITERATIVE)}")
+    if iters is not None and not (isinstance(iters, int) and iters >= 1):
+        raise ConfigError(f"iters must be a positive integer, got {iters}")
+
+
+def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = None, seed: int = 0,
+                device: str | torch.device = "auto", callbacks=(), ref: Tensor | None = None,
+                **options) -> MRIResult:
+    """Reconstruct ``data`` with ``method`` (one of :data:`METHODS`) and score it against ``ref`` (default:
+    the reference stored with the data, if any).
+
+    Options (refused where they do not apply, see :data:`OPTIONS`): ``cgsense`` lam (Tikhonov);
+    ``tv`` weight (default 0.001, tuned in docs/mri.md), temporal, lr; ``lps`` lambda_l, lambda_s; ``dip``
+    preset (``convdecoder`` | ``skip``), lr; ``tddip`` preset (``tddip-cpu`` default | ``tddip``), manifold_kind,
+    cycles, coords, batch, stop, holdout, patience, dcf, checkpoint, checkpoint_every, resume — see
+    :func:`deepprior.mri.tddip.tddip`; ``gip`` preset (``gip-cpu`` default | ``gip``), stop, holdout,
+    admm_stage — see :func:`deepprior.mri.gip.gip`. ``device='auto'`` takes a CUDA GPU when there is one.
+
+    >>> import torch
+    >>> from deepprior.mri import simulate
+    >>> d = simulate(torch.rand(2, 16, 16), coils=2, accel=2, center=4, seed=0)
+    >>> r = reconstruct(d, "cgsense", device="cpu")
+    >>> tuple(r.image.shape), r.metrics["psnr"] > reconstruct(d, "zerofill", device="cpu").metrics["psnr"]
+    ((2, 16, 16), True)
+    """
+    check_options(method, options, iters)
+    opt = lambda k, default: default if options.get(k) is None else options[k]  # noqa: E731 - 0 is a value
+    ref = data.gt if ref is None else ref
+    if ref is not None and tuple(ref.shape) != (data.frames, *data.shape):
+        raise InputError(f"the reference is {tuple(ref.shape)} but the data reconstruct to {(data.frames, *data.shape)}")
+    dev = resolve_device(device)
     t0 = time.perf_counter()
-    info: dict = {"method": method}
+    d = data.to(dev)
+    info: dict = {"method": method, "device": str(dev)}
+    history: dict = {}
+    selected = None
     if method == "zerofill":
-        op, y = _weighted(data)
-        x = op.adjoint(y)
+        op, y = weighted(d)
+        x, n = op.adjoint(y), None
     elif method == "cgsense":
-        info["iters"] = iters or 15
-        x = cg_sense(data.operator, data.kspace, iters=info["iters"])
+        n = iters or 15
+        info["lam"] = opt("lam", 0.0)
+        x = cg_sense(d.operator, d.kspace, iters=n, lam=info["lam"])
     elif method == "lps":
-        op, y = _weighted(data)
-        info.update(iters=iters or 50, lambda_l=lambda_l, lambda_s=lambda_s)
-        lo, sp = low_rank_plus_sparse(op, y, lambda_l=lambda_l, lambda_s=lambda_s, iters=info["iters"])
+        op, y = weighted(d)
+        n = iters or 50
+        info.update(lambda_l=opt("lambda_l", 0.01), lambda_s=opt("lambda_s", 0.01))
+        lo, sp = low_rank_plus_sparse(op, y, lambda_l=info["lambda_l"], lambda_s=info["lambda_s"], iters=n)
         x = lo + sp
     elif method == "tv":
-        op, y = _weighted(data)
-        info.update(iters=iters or 300, weight=0.001 if weight is None else weight)
-        x = kt_tv(op, y, weight=info["weight"], iters=info["iters"], callbacks=callbacks)
+        op, y = weighted(d)
+        n = iters or 300
+        info.update(weight=opt("weight", KT_TV_WEIGHT), temporal=opt("temporal", 2.0))
+        with image_on_interrupt(lambda v: v):
+            x = kt_tv(op, y, weight=info["weight"], temporal=info["temporal"], iters=n, lr=opt("lr", 0.01),
+                      callbacks=callbacks)
+    elif method == "dip":
+        from .dip import dip_static
+
+        x, dinfo = dip_static(d, seed=seed, callbacks=callbacks, device=dev, iters=iters, **options)
+        history, n = dinfo.pop("history"), dinfo["iters"]
+        info.update(frame_loss=dinfo["frame_loss"], scale=dinfo["scale"], backtracks=dinfo["backtracks"])
     elif method == "tddip":
         from .tddip import tddip
 
-        x, tinfo = tddip(data, steps=iters, seed=seed, callbacks=callbacks, **options)
+        x, tinfo = tddip(d, steps=iters, seed=seed, callbacks=callbacks, ref=ref, device=dev, **options)
+        history, n, selected = tinfo.pop("history"), tinfo["steps"], tinfo.get("selected_sweep")
         info.update(tinfo)
-        info["iters"] = tinfo["steps"]
-    elif method == "gip":
+    else:
         from .gip import gip
 
-        x, ginfo = gip(data, iters=iters, seed=seed, callbacks=callbacks, **options)
+        x, ginfo = gip(d, iters=iters, seed=seed, callbacks=callbacks, ref=ref, device=dev, **options)
         info.update(ginfo)
-        info["iters"] = sum(s["steps"] for s in ginfo["stages"])
-    else:
-        from .dip import dip_static
-
-        x, r = dip_static(data, seed=seed, callbacks=callbacks, iters=iters)
-        info["iters"] = r.iters_run
+        n = sum(s["steps"] for s in ginfo["stages"])
+    x = x.detach().cpu()
     info["seconds"] = time.perf_counter() - t0  # the whole call, set-up included
-    return x.detach(), info
+    r = MRIResult(x, method, info["seconds"], n, selected, history, {}, info)
+    if ref is not None:
+        r.metrics = mri_metrics(x, ref)
+    return r

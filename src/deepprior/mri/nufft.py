@@ -134,7 +134,7 @@ class RadialSENSE(LinearOperator):
         if shape is None:
             raise InputError("give coil maps or the image shape")
         self.shape = tuple(shape)
-        self.backend = backend or _default_backend(torch.device("cpu"))
+        self.backend = backend or _default_backend(traj.device)  # torchkbnufft where the data are on a GPU
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown NUFFT backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         self.register_buffer("traj", traj.float())

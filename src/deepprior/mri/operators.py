@@ -85,7 +85,8 @@ class ChannelsToComplex(LinearOperator):
     """Real ``(B, 2k, H, W)`` network output → complex ``(B·k, H, W)`` frames (channel pairs = real, imag).
 
     Linear over the reals; its adjoint splits real and imaginary parts back into channels.
-    ``squeeze_batch`` drops B = 1 so a static slice becomes ``(H, W)``.
+    ``frames=None`` drops a single frame, so a static slice becomes ``(H, W)``; give ``frames`` to keep
+    the frame axis (``(1, H, W)`` for one frame).
     """
 
     def __init__(self, frames: int | None = None):

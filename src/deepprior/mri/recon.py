@@ -58,6 +58,23 @@ def op_norm(op: LinearOperator, x_shape, iters: int = 20, seed: int = 0) -> floa
     return s**0.5
 
 
+def lipschitz(op: LinearOperator, x_shape) -> float:
+    """‖A‖², the Lipschitz constant of the data term's gradient (for gradient step sizes).
+
+    Cartesian SENSE: ``max_r Σ_c |S_c(r)|²`` × the largest mask value — the exact norm of a fully sampled
+    frame and a bound otherwise; it is 1 for maps normalised to Σ|S|² = 1, and right for maps a user
+    brings at any scale. Other operators: power iteration (:func:`op_norm`).
+
+    >>> import torch
+    >>> lipschitz(CartesianSENSE(torch.ones(8, 8), 2 * torch.ones(1, 8, 8)), (8, 8))
+    4.0
+    """
+    if isinstance(op, CartesianSENSE):
+        s = 1.0 if op.maps is None else float(op.maps.abs().square().sum(0).max())
+        return s * float(op.mask.abs().max())
+    return op_norm(op, x_shape) ** 2
+
+
 def cg_sense(op: LinearOperator, y: Tensor, *, iters: int = 15, lam: float = 0.0) -> Tensor:
     """CG-SENSE: solve ``(AᴴA + λI) x = Aᴴ y`` from zero (early-stopped CG regularises)."""
     b = op.adjoint(y)
@@ -81,12 +98,12 @@ def low_rank_plus_sparse(op: LinearOperator, y: Tensor, *, lambda_l: float = 0.0
     L is low rank in the Casorati matrix (space × time), S sparse in the temporal Fourier domain.
     Thresholds are relative: ``lambda_l`` × the largest singular value and ``lambda_s`` × the largest
     temporal-Fourier magnitude of the zero-filled image. Iterates singular-value thresholding,
-    soft thresholding and a gradient step on the data term with step 1/‖A‖² (‖A‖ = 1 for a unitary
-    FFT, a binary mask and Σ|S|² = 1 maps; measured by power iteration otherwise). Returns (L, S).
+    soft thresholding and a gradient step on the data term with step 1/‖A‖² (:func:`lipschitz`: exact
+    for Cartesian SENSE whatever the maps' scale, power iteration otherwise). Returns (L, S).
     """
     m = op.adjoint(y)
     t, h, w = m.shape
-    step = 1.0 if isinstance(op, CartesianSENSE) else 1.0 / op_norm(op, m.shape) ** 2
+    step = 1.0 / lipschitz(op, m.shape)
     m = m * step
     s = torch.zeros_like(m)
     casorati = lambda v: v.reshape(t, h * w).T  # noqa: E731
@@ -120,7 +137,11 @@ class KtTV(nn.Module):
 
 
 
-def kt_tv(op: LinearOperator, y: Tensor, *, weight: float = 0.01, temporal: float = 2.0, iters: int = 300,
+# λ of k-t TV, tuned on OCMR k-t R = 8 (docs/mri.md); the CLI and reconstruct() use it too.
+KT_TV_WEIGHT = 0.001
+
+
+def kt_tv(op: LinearOperator, y: Tensor, *, weight: float = KT_TV_WEIGHT, temporal: float = 2.0, iters: int = 300,
           lr: float = 0.01, callbacks=()) -> Tensor:
     """k-t TV compressed sensing ``min ‖Ax − y‖² + λ (TV_xy(x) + μ TV_t(x))`` through the shared fit loop
     (complex pixels as parameters, Adam), started from the zero-filled image."""
@@ -128,5 +149,5 @@ def kt_tv(op: LinearOperator, y: Tensor, *, weight: float = 0.01, temporal: floa
     # The fit loop's data term is a mean over all k-space entries; scale λ to match a sum-normalised objective.
     scale = y.numel() / x0.numel()
     cfg = FitConfig(iters=iters, lr=lr, ema=None, backtrack=False, reg_weight=weight / scale)
-    r = fit(Pixels(x0), op, y, cfg, regularizer=KtTV(temporal), callbacks=callbacks)
+    r = fit(Pixels(x0), op, y, cfg, regularizer=KtTV(temporal) if weight > 0 else None, callbacks=callbacks)
     return r.image

@@ -13,7 +13,6 @@ is recorded as a diagnostic only.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 
@@ -22,15 +21,18 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, InputError
-from ..fit import Callback, FitConfig, FitState, fit
+from ..fit import FitConfig, fit, resolve_device
+from ..fit.stopping import Holdout, WindowedVariance
 from ..nets import MapNet, build_net
 from ..nets.common import center_crop
 from ..params import Parameterization, render
+from ..presets import resolve
+from .common import MRIOracle, image_on_interrupt, kspace_scale, radial_weights, split_kspace
 from .data import MRIData
-from .metrics import mri_psnr
-from .operators import CartesianSENSE, ChannelsToComplex
+from .operators import ChannelsToComplex
 
 MANIFOLDS = ("helix", "circle", "line", "custom")
+STOPS = ("holdout", "wmv", "none")  # the rules TDDIP can stop by
 
 
 def manifold(kind: str, frames: int, *, cycles: float = 1.0, coords=None) -> Tensor:
@@ -81,7 +83,7 @@ class TimeDIP(Parameterization):
 
     >>> import torch
     >>> from deepprior.nets import MapNet, TDDecoder
-    >>> net = TDDecoder(1, 2, channels=8)
+    >>> net = TDDecoder(1, 2, channels=8, out_hw=(20, 18))
     >>> hw = net.code_size(20, 18)
     >>> p = TimeDIP(manifold("circle", 6), MapNet(2, (1, *hw), hidden=(16,)), net, (20, 18))
     >>> p().shape, p(index=torch.tensor([0, 3])).shape
@@ -103,27 +105,11 @@ class TimeDIP(Parameterization):
         return out
 
 
-# Presets are data. ``steps`` and ``lr_step`` count optimizer steps as the reference does (one step =
-# ``batch`` frames); the fit loop counts sweeps over all frames, converted at run time.
-TDDIP_PRESETS: dict[str, dict] = {
-    # The reference (jaejun-yoo/TDDIP, basicnet): helix 3-D, MapNet 3→512→64 (1×8×8), decoder 128
-    # channels; Adam 1e-3, StepLR(2000, 0.5), 1 random frame per step, 10k steps. A GPU setting.
-    "tddip": {"manifold": "helix", "cycles": 13, "mapnet": {"hidden": [512]}, "code_channels": 1,
-              "net": {"name": "tddip", "channels": 128, "blocks": 1},
-              "fit": {"steps": 10000, "batch": 1, "lr": 1e-3, "lr_step": 2000, "lr_gamma": 0.5, "ema": 0.9}},
-    # The CPU reduced setting of the benchmarks: the same design at 64 channels (4× fewer FLOPs) and
-    # 3000 steps; a circle manifold because a binned cine is one periodic cardiac cycle.
-    "tddip-cpu": {"manifold": "circle", "cycles": 1, "mapnet": {"hidden": [512]}, "code_channels": 1,
-                  "net": {"name": "tddip", "channels": 64, "blocks": 1},
-                  "fit": {"steps": 3000, "batch": 1, "lr": 1e-3, "lr_step": 1000, "lr_gamma": 0.5, "ema": 0.9}},
-}
-
-
-def build_tddip(frames: int, hw: tuple[int, int], *, preset: str | dict = "tddip", manifold_kind: str | None = None,
+def build_tddip(frames: int, hw: tuple[int, int], *, preset: str | dict | None = None, manifold_kind: str | None = None,
                 cycles: float | None = None, coords=None, seed: int = 0) -> TimeDIP:
     """The TDDIP parameterization for ``frames`` frames of size ``hw`` from a preset (name or dict);
     ``manifold_kind``/``cycles``/``coords`` override the preset's manifold. Seeded weights."""
-    p = resolve_tddip_preset(preset)
+    p = resolve(preset, "tddip")[1]
     kind = manifold_kind or p["manifold"]
     pts = manifold(kind, frames, cycles=cycles if cycles is not None else p.get("cycles", 1), coords=coords)
     spec = dict(p["net"])
@@ -132,117 +118,41 @@ def build_tddip(frames: int, hw: tuple[int, int], *, preset: str | dict = "tddip
         torch.manual_seed(seed)
         in_ch = p.get("code_channels", 1)
         decoder_code = name in ("conv_decoder", "deep_decoder")
-        net = build_net(name, in_ch, 2, **({**spec, "need_sigmoid": False} if decoder_code else spec))
+        net = build_net(name, in_ch, 2, out_hw=hw, **({**spec, "need_sigmoid": False} if decoder_code else spec))
         code_hw = net.code_size(*hw)
         mapnet = MapNet(pts.shape[1], (net.in_channels, *code_hw), hidden=p["mapnet"].get("hidden", [512]))
     return TimeDIP(pts, mapnet, net, hw)
 
 
-def resolve_tddip_preset(preset: str | dict) -> dict:
-    if isinstance(preset, dict):
-        return copy.deepcopy(preset)
-    try:
-        return copy.deepcopy(TDDIP_PRESETS[preset])
-    except KeyError:
-        raise ConfigError(f"unknown TDDIP preset {preset!r}; choose one of {', '.join(TDDIP_PRESETS)}") from None
-
-
-def _zero_filled(data: MRIData) -> Tensor:
-    from .methods import _weighted  # radial: density-compensated, as the zero-filled method
-
-    op, y = _weighted(data)
-    return op.adjoint(y)
-
-
-def _radial_weights(data: MRIData, dcf: bool) -> Tensor:
-    from .nufft import pipe_dcf
-
-    t, _, k = data.kspace.shape
-    return pipe_dcf(data.traj, data.shape) if dcf else torch.ones(t, k)
-
-
-def split_kspace(data: MRIData, fraction: float, seed: int = 0, dcf: bool = False):
-    """Hold out a seeded ``fraction`` of the acquired k-space samples for self-validation.
-
-    Returns ``(train_op, y_train, val_op, y_val, count)``: complex-image operators on the training
-    and held-out samples, their data, and the number of held-out samples. Cartesian: points of the
-    mask; radial: samples of the trajectory (0/1 sample weights; ``dcf`` density-compensates both, so
-    that the held-out loss weighs all spatial frequencies as the image error does, not mostly the
-    over-sampled centre).
-    """
-    from ..fit.stopping import holdout_split
-
-    if data.radial:
-        from .nufft import Weighted
-
-        op = data.operator
-        t, c, k = data.kspace.shape
-        tr, va = holdout_split(torch.ones(t, k), fraction, seed=seed)
-        w = _radial_weights(data, dcf)
-        tr_op, va_op = Weighted(op, tr * w), Weighted(op, va * w)
-        return tr_op, tr_op.sw * data.kspace, va_op, va_op.sw * data.kspace, float(va.sum()) * c
-    tr, va = holdout_split(data.mask, fraction, seed=seed)
-    tr_op, va_op = CartesianSENSE(tr, data.maps), CartesianSENSE(va, data.maps)
-    return tr_op, data.kspace * tr[:, None], va_op, data.kspace * va[:, None], float(va.sum()) * data.kspace.shape[1]
-
-
-class MRIOracle(Callback):
-    """Diagnostic only (never steers the fit): magnitude PSNR of the iterate (and its EMA) against a
-    reference every ``every`` iterations, as :func:`~deepprior.mri.metrics.mri_metrics` computes it
-    (data range = max |reference|). ``to_image`` maps the fit's output to the complex series."""
-
-    def __init__(self, ref: Tensor, to_image, every: int = 1):
-        self.ref, self.to_image, self.every = ref.detach(), to_image, every
-        self.iters: list[int] = []
-        self.psnr: list[float] = []
-        self.psnr_ema: list[float] = []
-        self.best_psnr, self.best_iter, self.best = -math.inf, None, None
-
-    def _psnr(self, x: Tensor) -> float:
-        return mri_psnr(self.to_image(x), self.ref)
-
-    def on_step_end(self, state: FitState) -> None:
-        if (state.it + 1) % self.every:
-            return
-        with torch.no_grad():
-            p = self._psnr(state.x)
-            pe = self._psnr(state.ema) if state.ema is not None else p
-        self.iters.append(state.it)
-        self.psnr.append(p)
-        self.psnr_ema.append(pe)
-        delivered = pe if state.ema is not None else p
-        if delivered > self.best_psnr:
-            self.best_psnr, self.best_iter = delivered, state.it
-            self.best = (state.ema if state.ema is not None else state.x).clone()
-
-
-def tddip(data: MRIData, *, preset: str | dict = "tddip", steps: int | None = None, batch: int | None = None,
+def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None = None, batch: int | None = None,
           manifold_kind: str | None = None, cycles: float | None = None, coords=None, stop: str = "holdout",
-          holdout: float = 0.05, patience: int | None = None, dcf: bool = True, seed: int = 0, callbacks=(), ref: Tensor | None = None,
-          device: str | torch.device = "cpu", checkpoint=None, checkpoint_every: int = 0, resume=None,
-          **fit_overrides) -> tuple[Tensor, dict]:
+          holdout: float = 0.05, patience: int | None = None, dcf: bool = True, seed: int = 0, callbacks=(),
+          ref: Tensor | None = None, device: str | torch.device = "auto", checkpoint=None, checkpoint_every: int = 0,
+          resume=None, **fit_overrides) -> tuple[Tensor, dict]:
     """Reconstruct a dynamic series with TDDIP. Returns the complex series ``(T, H, W)`` and an info dict
     (steps, sweeps, seconds, the stopped/selected sweep, loss curves and — with ``ref`` — the oracle
-    PSNR curve and its best sweep, as diagnostics).
+    PSNR curve and its best sweep, as diagnostics). Most users call
+    :func:`deepprior.mri.reconstruct` (``method='tddip'``), which wraps this in an :class:`MRIResult`.
 
-    ``stop``: ``'holdout'`` (hold out ``holdout`` of the acquired samples, stop when their loss has not
-    improved for ``patience`` sweeps and deliver that iterate), ``'wmv'`` (ES-WMV on the outputs) or
-    ``'none'`` (run all ``steps``). ``steps`` counts optimizer steps of ``batch`` frames, as the reference.
+    ``preset``: ``'tddip-cpu'`` (default, as on the command line) or ``'tddip'`` (the reference, a GPU
+    setting), or a dict. ``stop``: ``'holdout'`` (hold out ``holdout`` of the acquired samples, stop when
+    their loss has not improved for ``patience`` sweeps and deliver that iterate), ``'wmv'`` (ES-WMV on the
+    outputs) or ``'none'`` (run all ``steps``). ``steps`` counts optimizer steps of ``batch`` frames, as the
+    reference. ``device``: ``'auto'`` takes a CUDA GPU when there is one.
     ``checkpoint``/``checkpoint_every``/``resume`` as in :func:`~deepprior.fit.fit` (counted in sweeps).
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
+    >>> from deepprior.presets import get_preset
     >>> d = simulate(torch.rand(4, 16, 16), coils=2, accel=2, center=4, seed=0)
-    >>> p = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
-    >>> x, info = tddip(d, preset=p, steps=8, stop="none")
+    >>> p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
+    >>> x, info = tddip(d, preset=p, steps=8, stop="none", device="cpu")
     >>> tuple(x.shape), info["sweeps"]
     ((4, 16, 16), 2)
     """
-    from ..fit.stopping import Holdout, WindowedVariance
-
-    if stop not in ("holdout", "wmv", "none"):
-        raise ConfigError(f"unknown stop rule {stop!r} for TDDIP; choose holdout, wmv or none")
-    p = resolve_tddip_preset(preset)
+    if stop not in STOPS:
+        raise ConfigError(f"unknown stop rule {stop!r} for TDDIP; choose one of {', '.join(STOPS)}")
+    p = resolve(preset, "tddip")[1]
     fcfg = dict(p["fit"])
     t_frames = data.frames
     preset_batch, preset_steps = fcfg.pop("batch", 1), fcfg.pop("steps")
@@ -252,7 +162,8 @@ def tddip(data: MRIData, *, preset: str | dict = "tddip", steps: int | None = No
     n_steps = steps if steps is not None else preset_steps
     sweeps = max(1, math.ceil(n_steps / per_sweep))
     lr_step = max(1, round(fcfg.pop("lr_step", 2000) / per_sweep))
-    dev = torch.device(device)
+    dev = resolve_device(device)
+    data = data.to(dev)
     param = build_tddip(t_frames, data.shape, preset=p, manifold_kind=manifold_kind, cycles=cycles, coords=coords,
                         seed=seed).to(dev)
     c2c = ChannelsToComplex(frames=t_frames)
@@ -261,42 +172,39 @@ def tddip(data: MRIData, *, preset: str | dict = "tddip", steps: int | None = No
     elif data.radial:
         from .nufft import Weighted
 
-        tr_op = Weighted(data.operator, _radial_weights(data, dcf))
+        tr_op = Weighted(data.operator, radial_weights(data, dcf))
         y_tr = tr_op.sw * data.kspace
     else:
         tr_op, y_tr = data.operator, data.kspace
-    # ConvDecoder's scaling: bring the k-space to the untrained network's output scale, measured on the
-    # zero-filled image (density-compensated for radial data, whose plain adjoint overweights the centre).
     with torch.no_grad():
-        x0 = render(param, b)
-        scale = float(torch.linalg.vector_norm(x0) / torch.linalg.vector_norm(_zero_filled(data)))
+        scale = kspace_scale(render(param, b), data)
     to_image = lambda x: c2c(x) / scale  # noqa: E731
 
     cbs = list(callbacks)
     stopper = None
     if stop == "holdout":
         # scored on the EMA of the sweeps: smoother than single sweeps, and it is what is delivered
-        stopper = Holdout((va_op @ c2c).to(dev), (y_va * scale).to(dev), every=1, patience=patience or 15, count=count,
-                          source="ema")
+        stopper = Holdout(va_op @ c2c, y_va * scale, every=1, patience=patience or 15, count=count, source="ema")
     elif stop == "wmv":
         stopper = WindowedVariance(window=min(20, max(2, sweeps // 5)), patience=patience or 15)
     if stopper is not None:
         cbs.insert(0, stopper)
-    oracle = MRIOracle(ref, to_image) if ref is not None else None
+    oracle = MRIOracle(ref.to(dev), to_image) if ref is not None else None
     if oracle is not None:
         cbs.append(oracle)
     cfg = FitConfig(iters=sweeps, lr_schedule="step", lr_step=lr_step, batch=b, batch_seed=seed, backtrack=True,
                     backtrack_every=max(1, min(100, sweeps // 10)), **fcfg)
     cfg = cfg.replace(**{k: v for k, v in fit_overrides.items() if v is not None})
     t0 = time.perf_counter()
-    res = fit(param, (tr_op @ c2c).to(dev), (y_tr * scale).to(dev), cfg, callbacks=cbs, checkpoint=checkpoint,
-              checkpoint_every=checkpoint_every, resume=resume)
+    with image_on_interrupt(to_image):
+        res = fit(param, tr_op @ c2c, y_tr * scale, cfg, callbacks=cbs, checkpoint=checkpoint,
+                  checkpoint_every=checkpoint_every, resume=resume)
     seconds = time.perf_counter() - t0
     x = to_image(res.output).detach().cpu()
     info = {"method": "tddip", "steps": res.iters_run * per_sweep, "sweeps": res.iters_run, "batch": b or t_frames,
             "seconds": seconds, "scale": scale, "stop": stop, "selected_sweep": res.selected_iter,
             "loss": res.history["data"], "backtracks": res.backtracks,
-            "params": sum(q.numel() for q in param.parameters())}
+            "params": sum(q.numel() for q in param.parameters()), "history": res.history}
     if stopper is not None:
         info["stop_scores"], info["stop_iters"], info["fired_at"] = stopper.scores, stopper.iters, stopper.fired_at
     if oracle is not None:

@@ -13,8 +13,11 @@ NETS = {"skip": Skip, "unet": UNet, "resnet": ResNet, "deep_decoder": DeepDecode
         "tddip": TDDecoder}
 
 
-def build_net(name: str, in_channels: int | None, out_channels: int, **kwargs) -> Generator:
-    """Make the generator ``name`` (one of :data:`NETS`) with keyword options.
+def build_net(name: str, in_channels: int | None, out_channels: int, *, out_hw: tuple[int, int] | None = None,
+              **kwargs) -> Generator:
+    """Make the generator ``name`` (one of :data:`NETS`) with keyword options. ``out_hw``: the image size,
+    passed to the decoders whose output size is fixed at construction (``deep_decoder``, ``conv_decoder``,
+    ``tddip``); fully convolutional nets take their size from the code and ignore it.
 
     >>> build_net("skip", 32, 3).num_parameters()
     2217831
@@ -23,6 +26,8 @@ def build_net(name: str, in_channels: int | None, out_channels: int, **kwargs) -
         cls = NETS[name]
     except KeyError:
         raise ConfigError(f"unknown net {name!r}; choose one of {', '.join(NETS)}") from None
+    if getattr(cls, "sized_output", False) and out_hw is not None:
+        kwargs["out_hw"] = tuple(out_hw)
     try:
         if in_channels is None:
             return cls(out_channels=out_channels, **kwargs)

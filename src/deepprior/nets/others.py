@@ -115,15 +115,19 @@ class DeepDecoder(Generator):
     """Deep Decoder (Heckel & Hand, ICLR 2019): an under-parameterised decoder of ``layers``
     blocks ``1×1 conv → upsample → ReLU → channel norm`` on a small random seed tensor; no
     convolutions wider than 1×1, so the structure alone regularises. Upsamples to exactly
-    the requested size (sizes need not be powers of two).
+    ``out_hw`` (sizes need not be powers of two); without it, to ``2^(layers-1)`` × the code size.
 
-    >>> net = DeepDecoder(out_channels=3, channels=16, layers=4)
-    >>> net.code_size(50, 70)
-    (7, 9)
+    >>> net = DeepDecoder(out_channels=3, channels=16, layers=4, out_hw=(50, 70))
+    >>> hw = net.code_size(50, 70)
+    >>> hw, tuple(net(torch.rand(1, 16, *hw)).shape[-2:])
+    ((7, 9), (50, 70))
     """
 
+    sized_output = True  # the output size is a constructor argument (build_net passes out_hw)
+
     def __init__(self, in_channels: int | None = None, out_channels: int = 3, channels: int = 64, layers: int = 6,
-                 kernel: int = 1, upsample_mode: str = "bilinear", need_sigmoid: bool = True):
+                 kernel: int = 1, upsample_mode: str = "bilinear", need_sigmoid: bool = True,
+                 out_hw: tuple[int, int] | None = None):
         super().__init__()
         if layers < 2:
             raise ConfigError("a deep decoder needs at least 2 layers")
@@ -137,15 +141,14 @@ class DeepDecoder(Generator):
         if need_sigmoid:
             head.append(nn.Sigmoid())
         self.head = nn.Sequential(*head)
-        self._out_hw: tuple[int, int] | None = None
+        self.out_hw = None if out_hw is None else tuple(out_hw)
 
     def code_size(self, h, w):
         f = 2 ** (self.layers - 1)
-        self._out_hw = (h, w)
         return max(1, math.ceil(h / f)), max(1, math.ceil(w / f))
 
     def _sizes(self, code_hw) -> list[tuple[int, int]]:
-        out = self._out_hw or tuple(s * 2 ** (self.layers - 1) for s in code_hw)
+        out = self.out_hw or tuple(s * 2 ** (self.layers - 1) for s in code_hw)
         return _geometric_sizes(tuple(code_hw), out, self.layers - 1)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -162,16 +165,20 @@ class DeepDecoder(Generator):
 class ConvDecoder(Generator):
     """ConvDecoder (Darestani & Heckel, 2021): ``layers`` blocks ``upsample → 3×3 conv → ReLU →
     BatchNorm`` growing a small seed geometrically to the output size, then a 1×1 conv. Built
-    for MRI (``need_sigmoid=False``, 2 output channels = real/imag, or one pair per coil).
+    for MRI (``need_sigmoid=False``, 2 output channels = real/imag, or one pair per coil). The output
+    is ``out_hw``; without it, ``seed_factor`` × the code size.
 
-    >>> net = ConvDecoder(out_channels=2, channels=16, layers=4, need_sigmoid=False)
-    >>> net.code_size(40, 24)
-    (5, 3)
+    >>> net = ConvDecoder(out_channels=2, channels=16, layers=4, need_sigmoid=False, out_hw=(40, 24))
+    >>> hw = net.code_size(40, 24)
+    >>> hw, tuple(net(torch.rand(1, 16, *hw)).shape[-2:])
+    ((5, 3), (40, 24))
     """
+
+    sized_output = True
 
     def __init__(self, in_channels: int | None = None, out_channels: int = 3, channels: int = 128, layers: int = 6,
                  kernel: int = 3, upsample_mode: str = "nearest", seed_factor: int = 8,
-                 need_sigmoid: bool = True):
+                 need_sigmoid: bool = True, out_hw: tuple[int, int] | None = None):
         super().__init__()
         self.in_channels = channels if in_channels is None else in_channels
         self.out_channels, self.layers, self.upmode, self.seed_factor = out_channels, layers, upsample_mode, seed_factor
@@ -183,14 +190,13 @@ class ConvDecoder(Generator):
         if need_sigmoid:
             head.append(nn.Sigmoid())
         self.head = nn.Sequential(*head)
-        self._out_hw: tuple[int, int] | None = None
+        self.out_hw = None if out_hw is None else tuple(out_hw)
 
     def code_size(self, h, w):
-        self._out_hw = (h, w)
         return max(2, math.ceil(h / self.seed_factor)), max(2, math.ceil(w / self.seed_factor))
 
     def forward(self, z: Tensor) -> Tensor:
-        out = self._out_hw or tuple(s * self.seed_factor for s in z.shape[-2:])
+        out = self.out_hw or tuple(s * self.seed_factor for s in z.shape[-2:])
         sizes = _geometric_sizes(tuple(z.shape[-2:]), out, self.layers)
         x = z
         for size, b in zip(sizes, self.blocks):

@@ -46,25 +46,30 @@ class TDDecoder(Generator):
     ``out_channels`` (2 = real/imag). No biases, zero padding, no output activation — the reference
     ``basicnet`` (128 channels, 1 block, 4 upsamplings: 8² → 128²).
 
-    ``ups=None`` picks the number of upsamplings that takes an 8-pixel seed to the image size;
-    :meth:`code_size` rounds the seed up so any ``(h, w)`` works (the output is then centre-cropped).
+    Give ``ups`` or the image size ``out_hw``, from which the number of upsamplings that takes an 8-pixel
+    seed to the image is chosen; :meth:`code_size` rounds the seed up so any ``(h, w)`` works (the output
+    is then centre-cropped).
 
-    >>> net = TDDecoder(1, 2, channels=16)
+    >>> net = TDDecoder(1, 2, channels=16, out_hw=(100, 90))
     >>> net.code_size(100, 90), net.ups
     ((7, 6), 4)
     """
 
+    sized_output = True
+
     def __init__(self, in_channels: int = 1, out_channels: int = 2, channels: int = 128, ups: int | None = None,
-                 blocks: int = 1, upsample_mode: str = "nearest", bias: bool = False, act_fun: str = "ReLU"):
+                 blocks: int = 1, upsample_mode: str = "nearest", bias: bool = False, act_fun: str = "ReLU",
+                 out_hw: tuple[int, int] | None = None):
         super().__init__()
         if channels < 1 or blocks < 0 or (ups is not None and ups < 0):
             raise ConfigError(f"bad TDDIP decoder size: channels {channels}, blocks {blocks}, ups {ups}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.channels, self.blocks, self.upmode, self.bias, self.act_fun = channels, blocks, upsample_mode, bias, act_fun
-        self.ups = ups
-        self.body: nn.Sequential | None = None
-        if ups is not None:
-            self._build(ups)
+        if ups is None and out_hw is None:
+            raise ConfigError("the TDDIP decoder needs ups (upsamplings) or out_hw (the image size)")
+        if ups is None:
+            ups = max(0, math.ceil(math.log2(max(out_hw) / 8)))
+        self._build(ups)
 
     def _unit(self, cin: int) -> list[nn.Module]:
         return [conv(cin, self.channels, 3, bias=self.bias, pad="zero"), nn.BatchNorm2d(self.channels), act(self.act_fun)]
@@ -82,12 +87,8 @@ class TDDecoder(Generator):
         self.body = nn.Sequential(*layers)
 
     def code_size(self, h: int, w: int) -> tuple[int, int]:
-        if self.body is None:
-            self._build(max(0, math.ceil(math.log2(max(h, w) / 8))))
         f = 2 ** self.ups
         return max(1, math.ceil(h / f)), max(1, math.ceil(w / f))
 
     def forward(self, z: Tensor) -> Tensor:
-        if self.body is None:
-            raise ConfigError("call code_size(h, w) first, or give ups, so the decoder knows the image size")
         return self.body(z)

@@ -111,3 +111,21 @@ class Identity(LinearOperator):
 
     def adjoint(self, y: Tensor, in_shape: tuple[int, ...] | None = None) -> Tensor:
         return y
+
+
+class PerImage(Operator):
+    """Operator ``i`` applied to image ``i`` of an ``(N, C, H, W)`` stack (N independent problems).
+
+    >>> import torch
+    >>> from deepprior.operators import Mask
+    >>> A = PerImage([Identity(), Mask(torch.zeros(2, 2))])
+    >>> A(torch.ones(2, 1, 2, 2)).sum(dim=(1, 2, 3)).tolist()
+    [4.0, 0.0]
+    """
+
+    def __init__(self, ops):
+        super().__init__()
+        self.ops = nn.ModuleList(ops)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([op(x[i:i + 1]) for i, op in enumerate(self.ops)])

@@ -1,53 +1,27 @@
-"""Tasks: each builds a :class:`Problem` (operator + measurement) from the user's images; one
-:func:`solve` turns any problem plus a preset/method into a fit. Tasks are plug-ins — a new task
-is a new ``*_problem`` function and a preset entry, never a new loop.
-"""
+"""One :func:`solve` turns any :class:`~deepprior.tasks.Problem` plus a preset/method into a fit of the one
+loop; :func:`solve_many` fits N problems of one size in one batched run."""
 
 from __future__ import annotations
 
-import io as _io
+from copy import deepcopy
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from .errors import ConfigError, InputError
-from .fit import Callback, FitConfig, FitResult, fit, resolve_device
-from .metrics import psnr, ssim
-from .nets import build_net, make_code
-from .nets.common import center_crop
-from .operators import Blur, Downsample, Identity, Mask, Operator, gaussian_kernel
-from .params import DIP, Pixels
-from .presets import CLASSICAL, METHODS, get_preset
-from .regularizers import build_regularizer
-
-TASKS = ("denoise", "inpaint", "superres", "deblur", "jpeg", "flash")
-
-
-@dataclass
-class Problem:
-    """A reconstruction problem: find x (``out_hw``, ``channels``) with ``operator(x) ≈ y``.
-
-    ``degraded`` is the measurement shown at the output size (for figures and as the classical
-    initialisation); ``code_image`` is an image used as the network input (flash/no-flash).
-    """
-
-    task: str
-    operator: Operator
-    y: Tensor
-    out_hw: tuple[int, int]
-    channels: int
-    degraded: Tensor
-    gt: Tensor | None = None
-    code_image: Tensor | None = None
-    info: dict = field(default_factory=dict)
-
-    def to(self, device) -> "Problem":
-        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Problem(self.task, self.operator.to(device), self.y.to(device), self.out_hw, self.channels,
-                       mv(self.degraded), mv(self.gt), mv(self.code_image), self.info)
+from ..errors import ConfigError
+from ..fit import Callback, FitConfig, FitResult, fit, resolve_device
+from ..fit.stopping import STOP_RULES
+from ..metrics import psnr, ssim
+from ..nets import build_net, make_code
+from ..operators import Mask, PerImage
+from ..params import DIP, Pixels
+from ..presets import CLASSICAL, IMAGE_METHODS, get_preset
+from ..regularizers import build_regularizer
+from .convert import to_numpy
+from .problems import Problem, default_preset
 
 
 @dataclass
@@ -61,174 +35,6 @@ class Restoration:
     preset: str | None
     metrics: dict = field(default_factory=dict)
     stop: str = "none"  # the stopping rule that ran (the preset's default when none was asked for)
-
-
-# ------------------------------------------------------------------------------ helpers
-
-
-def to_tensor(img, name: str = "image") -> Tensor:
-    """(H, W) / (H, W, C) array (uint8, uint16, bool or float in [0, 1]) → float32 (1, C, H, W)."""
-    if isinstance(img, Tensor):
-        a = img.detach().cpu().float().numpy()
-    else:
-        a = np.asarray(img)
-        if a.dtype == np.uint8:
-            a = a / 255.0
-        elif a.dtype == np.uint16:
-            a = a / 65535.0
-        elif not (np.issubdtype(a.dtype, np.floating) or a.dtype == np.bool_):
-            raise InputError(f"{name} has unsupported dtype {a.dtype}; use uint8, uint16 or floats in [0, 1]")
-        a = a.astype(np.float32)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3 or a.shape[-1] not in (1, 3):
-        raise InputError(f"{name} has shape {a.shape}; expected (H, W) or (H, W, C) with C = 1 or 3")
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise InputError(f"{name} is empty ({a.shape[0]}×{a.shape[1]})")
-    if not np.isfinite(a).all():
-        raise InputError(f"{name} contains NaN or Inf values")
-    if a.min() < -1e-6 or a.max() > 1 + 1e-6:
-        raise InputError(f"{name} has values outside [0, 1] ({a.min():.3g}..{a.max():.3g}); scale it to [0, 1]")
-    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 0)))[None]
-
-
-def to_numpy(x: Tensor) -> np.ndarray:
-    """(1, C, H, W) tensor → (H, W, C) float array clipped to [0, 1]."""
-    return np.moveaxis(x.detach().clamp(0, 1).cpu().numpy()[0], 0, -1)
-
-
-def _check_gt(gt: Tensor | None, hw, channels) -> Tensor | None:
-    if gt is None:
-        return None
-    if tuple(gt.shape[-2:]) != tuple(hw):
-        raise InputError(f"ground truth is {gt.shape[-2]}×{gt.shape[-1]} but the result will be {hw[0]}×{hw[1]}")
-    if gt.shape[1] != channels:
-        raise InputError(f"ground truth has {gt.shape[1]} channel(s), the image {channels}; convert one of them")
-    return gt
-
-
-# ------------------------------------------------------------------------------ degradations (synthesis)
-
-
-def add_noise(img: Tensor, sigma: float, seed: int = 0) -> Tensor:
-    """Additive white Gaussian noise of std ``sigma`` (on the [0, 1] scale), seeded; not clipped."""
-    if sigma < 0:
-        raise InputError(f"noise sigma must be ≥ 0, got {sigma}")
-    g = torch.Generator().manual_seed(seed)
-    return img + sigma * torch.randn(img.shape, generator=g)
-
-
-def random_mask(hw: tuple[int, int], drop: float, seed: int = 0) -> Tensor:
-    """Bernoulli pixel mask (1 = kept) that drops a fraction ``drop`` of the pixels, seeded."""
-    if not 0 <= drop < 1:
-        raise InputError(f"mask ratio must be in [0, 1) (fraction of pixels removed), got {drop}")
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(hw, generator=g) >= drop).float()
-
-
-def downscale(img: Tensor, factor: int) -> Tensor:
-    """Lanczos (PIL ``LANCZOS``, as the reference) downscaling by an integer factor, per channel in float."""
-    from PIL import Image
-
-    _, c, h, w = img.shape
-    if h % factor or w % factor:
-        raise InputError(f"image size {h}×{w} is not divisible by {factor}; crop it to a multiple of the factor")
-    if h // factor < 1 or w // factor < 1:
-        raise InputError(f"image {h}×{w} is too small to downscale by {factor}")
-    chans = [np.asarray(Image.fromarray(img[0, i].numpy(), mode="F").resize((w // factor, h // factor), Image.LANCZOS))
-             for i in range(c)]
-    return torch.from_numpy(np.stack(chans))[None].clamp(0, 1)
-
-
-def jpeg_compress(img: Tensor, quality: int) -> Tensor:
-    """Encode and decode with Pillow at ``quality`` (1–95)."""
-    from PIL import Image
-
-    if not 1 <= quality <= 100:
-        raise InputError(f"JPEG quality must be in 1..100, got {quality}")
-    a = np.round(to_numpy(img) * 255).astype(np.uint8)
-    pil = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
-    buf = _io.BytesIO()
-    pil.save(buf, format="JPEG", quality=quality)
-    dec = np.asarray(Image.open(buf)).astype(np.float32) / 255
-    return to_tensor(dec)
-
-
-# ------------------------------------------------------------------------------ problems
-
-
-def denoise_problem(noisy: Tensor, gt: Tensor | None = None, *, sigma: float | None = None) -> Problem:
-    """Denoising: ``A = I``, y = the noisy image."""
-    hw, c = tuple(noisy.shape[-2:]), noisy.shape[1]
-    return Problem("denoise", Identity(), noisy, hw, c, noisy, _check_gt(gt, hw, c), info={"sigma": sigma})
-
-
-def jpeg_problem(decoded: Tensor, gt: Tensor | None = None) -> Problem:
-    """JPEG artifact removal: the data term is on the decoded image (``A = I``)."""
-    hw, c = tuple(decoded.shape[-2:]), decoded.shape[1]
-    return Problem("jpeg", Identity(), decoded, hw, c, decoded, _check_gt(gt, hw, c))
-
-
-def inpaint_problem(img: Tensor, mask, gt: Tensor | None = None) -> Problem:
-    """Inpainting: ``A x = m ⊙ x`` with m = 1 on known pixels."""
-    hw, c = tuple(img.shape[-2:]), img.shape[1]
-    m = torch.as_tensor(np.asarray(mask, dtype=np.float32)) if not isinstance(mask, Tensor) else mask.float()
-    while m.ndim > 2 and m.shape[0] == 1:
-        m = m[0]
-    if tuple(m.shape[-2:]) != hw:
-        raise InputError(f"mask is {m.shape[-2]}×{m.shape[-1]} but the image is {hw[0]}×{hw[1]}; they must match")
-    op = Mask(m)
-    if op.mask.sum() == 0:
-        raise InputError("the mask marks no pixel as known; 1 = known, 0 = missing")
-    y = op(img)
-    return Problem("inpaint", op, y, hw, c, y, _check_gt(gt, hw, c), info={"known": float(op.mask.mean())})
-
-
-def superres_problem(low: Tensor, factor: int, gt: Tensor | None = None, *, kernel: str = "lanczos2") -> Problem:
-    """Super-resolution: ``A`` = anti-aliased downsampling by ``factor``; x is ``factor`` times larger."""
-    if int(factor) != factor or factor < 2:
-        raise InputError(f"scale factor must be an integer ≥ 2, got {factor}")
-    hw, c = (low.shape[-2] * factor, low.shape[-1] * factor), low.shape[1]
-    op = Downsample(int(factor), kernel)
-    shown = F.interpolate(low, size=hw, mode="bicubic", align_corners=False).clamp(0, 1)
-    return Problem("superres", op, low, hw, c, shown, _check_gt(gt, hw, c), info={"factor": int(factor)})
-
-
-def deblur_problem(blurred: Tensor, kernel=None, gt: Tensor | None = None, *, sigma_blur: float | None = None,
-                   boundary: str = "reflect") -> Problem:
-    """Deblurring: ``A`` = convolution with ``kernel`` (or a Gaussian of std ``sigma_blur``)."""
-    if kernel is None:
-        if sigma_blur is None:
-            raise InputError("deblurring needs the blur: give a kernel file or a Gaussian blur sigma")
-        kernel = gaussian_kernel(sigma_blur)
-    hw, c = tuple(blurred.shape[-2:]), blurred.shape[1]
-    op = Blur(kernel, boundary)
-    if op.kernel.shape[0] > hw[0] or op.kernel.shape[1] > hw[1]:
-        raise InputError(f"blur kernel {tuple(op.kernel.shape)} is larger than the image {hw}")
-    return Problem("deblur", op, blurred, hw, c, blurred, _check_gt(gt, hw, c))
-
-
-def flash_problem(flash: Tensor, noflash: Tensor, gt: Tensor | None = None) -> Problem:
-    """Flash/no-flash: the flash photo is the network input, the no-flash photo the target."""
-    if flash.shape != noflash.shape:
-        raise InputError(f"flash {tuple(flash.shape[-2:])} and no-flash {tuple(noflash.shape[-2:])} images differ in size")
-    hw, c = tuple(noflash.shape[-2:]), noflash.shape[1]
-    return Problem("flash", Identity(), noflash, hw, c, noflash, _check_gt(gt, hw, c), code_image=flash)
-
-
-def default_preset(problem: Problem) -> str:
-    """The reference recipe that fits the problem."""
-    if problem.task == "denoise":
-        s = problem.info.get("sigma")
-        return "denoise-s50" if s is not None and s >= 37.5 / 255 else "denoise"
-    if problem.task == "superres":
-        return "sr4" if problem.info["factor"] <= 4 else "sr8"
-    if problem.task == "inpaint":
-        return problem.info.get("preset", "inpaint")
-    return problem.task
-
-
-# ------------------------------------------------------------------------------ solve
 
 
 def _pad_image_code(img: Tensor, size: tuple[int, int]) -> Tensor:
@@ -247,7 +53,7 @@ def build_dip(problem: Problem, preset: dict, *, seed: int = 0, device="cpu") ->
     in_ch = problem.code_image.shape[1] if code["kind"] == "image" else code.get("channels")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build_net(name, in_ch, problem.channels, **spec)
+        net = build_net(name, in_ch, problem.channels, out_hw=problem.out_hw, **spec)
     code_hw = net.code_size(*problem.out_hw)
     g = torch.Generator().manual_seed(seed + 1)
     if code["kind"] == "image":
@@ -263,7 +69,7 @@ def build_dip(problem: Problem, preset: dict, *, seed: int = 0, device="cpu") ->
 def _memory_guard(prob: Problem, param, name: str | None, dev: torch.device, window: int = 0) -> None:
     """Stop before a fit that cannot fit in memory, naming a lighter preset or a crop size that does.
     ``window``: images an ES-WMV ring buffer keeps (counted on top of the fit's own copies)."""
-    from .resources import check_memory, estimate_fit_bytes
+    from ..resources import check_memory, estimate_fit_bytes
 
     h, w = prob.out_hw
     img = prob.channels * h * w * 4
@@ -285,7 +91,7 @@ def resolve_preset(problem: Problem, preset: str | dict | None = None, *, net: s
     """Preset by name (default: the task's reference recipe) with overrides applied."""
     name = None
     if isinstance(preset, dict):
-        p = preset
+        p = deepcopy(preset)  # a preset is data: using it must never change it
     else:
         name = preset or default_preset(problem)
         p = get_preset(name)
@@ -308,17 +114,14 @@ def resolve_preset(problem: Problem, preset: str | dict | None = None, *, net: s
     return name, p
 
 
-STOPS = ("none", "wmv", "wmv-ema", "emv", "holdout")
-
-
 def make_stopper(problem: Problem, stop: str, *, seed: int = 0, patience: int | None = None,
                  window: int = 100, holdout: float = 0.1) -> tuple[Callback | None, Problem]:
     """The early-stopping callback ``stop`` names, and the problem to fit (for ``'holdout'`` the
     measurements minus a seeded ``holdout`` fraction of measured pixels, which the callback scores)."""
-    from .fit.stopping import ExponentialVariance, Holdout, WindowedVariance, holdout_split
+    from ..fit.stopping import ExponentialVariance, Holdout, WindowedVariance, holdout_split
 
-    if stop not in STOPS:
-        raise ConfigError(f"unknown stopping rule {stop!r}; choose one of {', '.join(STOPS)}")
+    if stop not in STOP_RULES:
+        raise ConfigError(f"unknown stopping rule {stop!r}; choose one of {', '.join(STOP_RULES)}")
     if stop == "none":
         return None, problem
     if stop in ("wmv", "wmv-ema"):
@@ -361,8 +164,8 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
     ``checkpoint``/``checkpoint_every``/``resume``: see :func:`~deepprior.fit.fit`; Ctrl-C raises
     :class:`~deepprior.fit.FitInterrupted` with the result so far.
     """
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method not in IMAGE_METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(IMAGE_METHODS)}")
     # The preset's rule (and its patience) fills in what the caller left open.
     rule = (resolve_preset(problem, preset, **overrides)[1].get("stop") or {}) if method == "dip" else {}
     if stop is None:
@@ -374,8 +177,10 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
     dev = resolve_device(device)
     stopper, prob = make_stopper(problem, stop, seed=seed, patience=patience)
     prob = prob.to(dev)
+    user_callbacks = list(callbacks)  # the refit gets these, never this run's stopper
+    callbacks = user_callbacks
     if stopper is not None:
-        callbacks = [stopper, *callbacks]
+        callbacks = [stopper, *user_callbacks]
         if hasattr(stopper, "val_op"):
             stopper.val_op, stopper.y_val = stopper.val_op.to(dev), stopper.y_val.to(dev)
     gt = prob.gt
@@ -408,12 +213,13 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
         fit_kw = {**spec["fit"], **{k: v for k, v in overrides.items() if v is not None}}
         cfg = FitConfig().replace(**fit_kw, reg_weight=reg_weight)
         param = Pixels(prob.degraded.clamp(0, 1)).to(dev)
-        result = fit(param, prob.operator, prob.y, cfg, regularizer=build_regularizer(method).to(dev), gt=gt,
+        reg = build_regularizer(method).to(dev) if reg_weight > 0 else None  # weight 0 = the plain data fit
+        result = fit(param, prob.operator, prob.y, cfg, regularizer=reg, gt=gt,
                      callbacks=callbacks, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     if refit and result.selected_iter is not None:
         # The selection was made on 90 % of the samples; the chosen iteration count carries over to all.
         chosen = result.selected_iter + 1
-        r = solve(problem, method=method, preset=preset, seed=seed, device=device, callbacks=callbacks,
+        r = solve(problem, method=method, preset=preset, seed=seed, device=device, callbacks=user_callbacks,
                   reg_weight=reg_weight, stop="none", **{**overrides, "iters": chosen})
         r.stop, r.metrics["selected_iter"] = "holdout+refit", chosen - 1
         r.metrics["holdout_run_seconds"] = result.seconds
@@ -431,17 +237,6 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
     return r
 
 
-class PerImage(Operator):
-    """Operator ``i`` applied to image ``i`` of an ``(N, C, H, W)`` stack (N independent problems)."""
-
-    def __init__(self, ops):
-        super().__init__()
-        self.ops = nn.ModuleList(ops)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([op(x[i:i + 1]) for i, op in enumerate(self.ops)])
-
-
 def solve_many(problems: list[Problem], *, preset: str | dict | None = None, seeds=None, device: str = "auto",
                callbacks=(), **overrides) -> list[Restoration]:
     """Fit N independent problems of one task and size with DIP in one batched run
@@ -452,6 +247,7 @@ def solve_many(problems: list[Problem], *, preset: str | dict | None = None, see
     ``stop`` rule is ignored and the fit runs its ``iters``.
 
     >>> import torch
+    >>> from deepprior.tasks import add_noise, denoise_problem
     >>> ps = [denoise_problem(add_noise(torch.full((1, 1, 16, 16), v), 0.1, seed=0)) for v in (0.3, 0.7)]
     >>> tiny = {"net": {"name": "skip", "channels_down": [4] * 2, "channels_up": [4] * 2, "channels_skip": [1] * 2},
     ...         "code": {"kind": "noise", "channels": 4, "scale": 0.1}, "reg_noise_std": 0.0,
@@ -459,7 +255,7 @@ def solve_many(problems: list[Problem], *, preset: str | dict | None = None, see
     >>> [r.image.shape for r in solve_many(ps, preset=tiny, device="cpu")]
     [(16, 16, 1), (16, 16, 1)]
     """
-    from .params import BatchedDIP
+    from ..params import BatchedDIP
 
     if not problems:
         raise ConfigError("solve_many needs at least one problem")
@@ -475,22 +271,17 @@ def solve_many(problems: list[Problem], *, preset: str | dict | None = None, see
     dev = resolve_device(device)
     probs = [p.to(dev) for p in problems]
     name, pre = resolve_preset(first, preset, **overrides)
-    param = BatchedDIP([build_dip(p, pre, seed=s, device=dev) for p, s in zip(probs, seeds)])
+    param = BatchedDIP([build_dip(p, pre, seed=s, device=dev) for p, s in zip(probs, seeds, strict=True)])
     cfg = FitConfig(**{**pre["fit"], "backtrack": False})
     gts = [p.gt for p in probs]
     gt = torch.cat(gts) if all(g is not None for g in gts) else None
     result = fit(param, PerImage([p.operator for p in probs]), torch.cat([p.y for p in probs]), cfg, gt=gt,
                  callbacks=callbacks)
     out = []
-    for i, (p, orig) in enumerate(zip(probs, problems)):
+    for i, (p, orig) in enumerate(zip(probs, problems, strict=True)):
         img = result.output[i:i + 1]
         r = Restoration(to_numpy(img), result, orig, "dip", name)
         if p.gt is not None:
             r.metrics = {"psnr": psnr(img, p.gt), "ssim": ssim(img, p.gt)}
         out.append(r)
     return out
-
-
-__all__ = ["Problem", "Restoration", "solve", "solve_many", "denoise_problem", "inpaint_problem", "superres_problem",
-           "deblur_problem", "jpeg_problem", "flash_problem", "add_noise", "random_mask", "downscale",
-           "jpeg_compress", "to_tensor", "to_numpy", "TASKS", "center_crop"]

@@ -1,0 +1,201 @@
+"""``deepprior mri simulate|recon``: the command line over :mod:`deepprior.mri` (same defaults, same checks).
+
+The last line ``mri recon`` prints on stdout is the delivered image's summary, ending in
+``| PSNR <x> dB SSIM <y> NRMSE <z>`` when a reference exists; scripts parse it. Oracle diagnostics, if
+any, come on earlier lines that start with ``oracle:``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import ConfigError, InputError
+from ..mri.methods import METHODS, OPTIONS
+from ..mri.sampling import PATTERNS
+from ..mri.tddip import MANIFOLDS
+from ..mri.tddip import STOPS as MRI_STOPS
+from ..presets import GIP_PRESETS, MRI_PRESETS, TDDIP_PRESETS
+from .common import ckpt_path, device_option, echo
+
+RECON_EXTS = (".h5", ".npy", ".nii", ".gz", ".dcm", ".png", ".gif")
+
+
+@click.group()
+def mri():
+    """MRI: simulate undersampled multi-coil k-space, reconstruct it."""
+
+
+@mri.command("simulate")
+@click.argument("series", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="k-space file (.h5).")
+@click.option("--key", default=None, help="Variable name in a .mat/.npz holding several arrays.")
+@click.option("--coils", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--pattern", type=click.Choice((*PATTERNS, "radial")), default="kt-random", show_default=True)
+@click.option("--accel", type=click.FloatRange(min=1), default=8, show_default=True)
+@click.option("--center", type=click.IntRange(min=0), default=8, show_default=True, help="Fully sampled centre lines.")
+@click.option("--spokes", type=click.IntRange(min=1), default=None, help="Golden-angle radial: spokes per frame.")
+@click.option("--snr", type=float, default=40.0, show_default=True, help="SNR in dB of the sampled k-space.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True)
+def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr, seed, overwrite):
+    """Simulate k-space from a magnitude SERIES (.mat/.npy/.npz/.nii): phase, coils, sampling, noise."""
+    from ..io import check_output
+    from ..mri.data import simulate
+    from ..mri.io import load_series, save_data
+
+    check_output(output, overwrite, exts=(".h5",))
+    s = load_series(series, key)
+    if pattern == "radial" and spokes is None:
+        spokes = 13
+    d = simulate(abs(s), coils=coils, pattern=pattern, accel=accel, center=center, snr_db=snr, seed=seed,
+                 spokes=spokes if pattern == "radial" else None)
+    save_data(output, d, overwrite)
+    what = f"{spokes} golden-angle spokes/frame" if d.radial else f"{pattern} R={d.acceleration:.1f}"
+    echo(f"{output}: {d.frames} frame(s) {d.shape[0]}×{d.shape[1]}, {coils} coil(s), {what}, SNR {snr} dB, seed {seed}")
+
+
+# CLI option name → reconstruct() option name, for the options only some methods take.
+_FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "batch": "batch", "patience": "patience",
+          "lambda-l": "lambda_l", "lambda-s": "lambda_s", "weight": "weight", "checkpoint-every": "checkpoint_every"}
+
+
+@mri.command("recon")
+@click.argument("data", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="Result: .h5/.npy (complex), .nii(.gz), .dcm, .png, .gif.")
+@click.option("--method", type=click.Choice(METHODS), default="cgsense", show_default=True)
+@click.option("--iters", type=click.IntRange(min=1), default=None,
+              help="Iterations (tddip: optimizer steps of --batch frames, as the reference counts them; gip: network "
+                   "steps of the whole schedule, stages and ADMM scaled in proportion).")
+@click.option("--preset", type=click.Choice((*MRI_PRESETS, *TDDIP_PRESETS, *GIP_PRESETS)), default=None,
+              help="dip: convdecoder (default) or skip; tddip: tddip-cpu (default) or tddip (reference, GPU); "
+                   "gip: gip-cpu (default) or gip (reference, GPU).")
+@click.option("--manifold", "manifold_kind", type=click.Choice(tuple(m for m in MANIFOLDS if m != "custom")),
+              default=None, help="tddip: time manifold (default: the preset's).")
+@click.option("--cycles", type=click.FloatRange(min=0, min_open=True), default=None, help="tddip: turns of the helix/circle.")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="tddip: frames per optimizer step (default 1).")
+@click.option("--stop", type=click.Choice(MRI_STOPS), default=None,
+              help="tddip/gip: stop on held-out k-space loss (default), on ES-WMV (tddip), or run all iterations.")
+@click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="tddip/gip: fraction of acquired samples held out for --stop holdout (default 0.05).")
+@click.option("--patience", type=click.IntRange(min=1), default=None, help="tddip: sweeps without improvement before stopping.")
+@click.option("--plot", type=click.Path(), default=None, help="tddip/gip: loss and per-frame PSNR curves (.png).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
+              help="tddip: write the fit state to OUTPUT.ckpt every N sweeps (and on Ctrl-C).")
+@click.option("--resume", is_flag=True, help="tddip: continue the run saved in OUTPUT.ckpt.")
+@click.option("--lambda-l", type=click.FloatRange(min=0), default=None, help="L+S: low-rank threshold (default 0.01).")
+@click.option("--lambda-s", type=click.FloatRange(min=0), default=None, help="L+S: sparse threshold (default 0.01).")
+@click.option("--weight", type=click.FloatRange(min=0), default=None, help="k-t TV weight (default 0.001).")
+@click.option("--gt", type=click.Path(), default=None, help="Reference series (default: the one stored by simulate).")
+@click.option("--key", default=None, help="Variable of --gt in a .mat/.npz.")
+@click.option("--gif", type=click.Path(), default=None, help="Also write a cine GIF of |x|.")
+@click.option("--montage", type=click.Path(), default=None, help="Also write a frame montage PNG.")
+@click.option("--slice", "slice_index", type=int, default=None, help="fastMRI files: slice index (default: middle).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@device_option
+@click.option("--overwrite", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True)
+def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, slice_index, seed, device, overwrite,
+              quiet, **flags):
+    """Reconstruct DATA (.h5 from `mri simulate`, fastMRI or Cartesian ISMRMRD) and report PSNR/SSIM/NRMSE
+    when a reference exists."""
+    from ..io import check_output
+    from ..mri.methods import check_options
+    from ..mri.metrics import mri_metrics
+
+    ck = ckpt_path({"output": output})
+    opts = {k: v for k, v in flags.items() if v is not None}
+    if resume:
+        opts["resume"] = ck
+    if "checkpoint_every" in opts or resume:
+        opts["checkpoint"] = ck
+    try:
+        check_options(method, opts)
+    except ConfigError:
+        # the same rule as reconstruct(), worded with the command's option names
+        names = {v: k for k, v in _FLAGS.items()} | {"stop": "stop", "holdout": "holdout", "resume": "resume",
+                                                    "checkpoint": "checkpoint-every"}
+        bad = sorted({f"--{names[k]}" for k in opts if k not in OPTIONS[method]})
+        raise InputError(f"{', '.join(bad)} do(es) not apply to --method {method}") from None
+    if plot and method not in ("tddip", "gip"):
+        raise InputError("--plot only applies to --method tddip or gip")
+    if resume and not ck.is_file():
+        raise InputError(f"--resume: no checkpoint {ck} (a run writes one with --checkpoint-every N or on Ctrl-C)")
+    if opts.get("checkpoint_every") and not resume and ck.exists() and not overwrite:
+        raise InputError(f"{ck} holds an earlier run: pass --resume to continue it or --overwrite to start over")
+    for p, exts in ((output, RECON_EXTS), (gif, (".gif",)), (montage, (".png",)), (plot, (".png",))):
+        if p:
+            check_output(p, overwrite, exts=exts)
+    d, ref = _reference(data, gt, key, slice_index)
+    r = _run(d, method, iters, seed, device, quiet, ref, output, opts)
+    from ..mri.io import save_recon
+
+    for p in (output, gif, montage):
+        if p:
+            save_recon(p, r.image, overwrite)
+    m = r.metrics or None
+    if plot and method == "tddip":
+        from ..plotting import save_dynamic_report
+
+        save_dynamic_report(plot, r.info, m)
+    elif plot:
+        from ..plotting import save_stages_report
+
+        save_stages_report(plot, r.info, m)
+    info = r.info
+    if method == "gip" and ref is not None:
+        echo(f"oracle: after pretraining PSNR {mri_metrics(info['pretrained'], ref)['psnr']:.2f} dB")
+    if info.get("oracle_best_sweep") is not None:
+        echo(f"oracle: best sweep {info['oracle_best_sweep'] + 1}: {info['oracle_best_psnr']:.2f} dB")
+    line = f"{output}: {method}, {d.frames} frame(s), {r.seconds:.1f} s"
+    if method == "gip":
+        line += ", " + " + ".join(f"{s['stage']} {s['steps']}" for s in info["stages"]) + " steps"
+    if method == "tddip":
+        line += f", {info['steps']} steps ({info['sweeps']} sweeps)"
+        if r.selected_iter is not None:
+            line += f", delivered sweep {r.selected_iter + 1} ({info['stop']})"
+    if r.metrics:
+        line += " | " + r.summary()
+    echo(line)
+
+
+def _reference(data, gt, key, slice_index):
+    import numpy as np
+    import torch
+
+    from ..mri.io import load_data, load_series
+
+    d = load_data(data, slice_index=slice_index)
+    ref = d.gt
+    if gt:
+        g = load_series(gt, key)
+        ref = torch.from_numpy(np.abs(g) / np.abs(g).max()).to(torch.complex64)
+        if tuple(ref.shape) != (d.frames, *d.shape):
+            raise InputError(f"--gt is {tuple(ref.shape)} but the data reconstruct to {(d.frames, *d.shape)}")
+    return d, ref
+
+
+def _run(d, method, iters, seed, device, quiet, ref, output, opts):
+    """Run reconstruct() with a progress bar; on Ctrl-C write the image reached so far, then exit 130."""
+    from ..fit import FitInterrupted
+    from ..mri.io import save_recon
+    from ..mri.methods import reconstruct
+
+    cbs = []
+    if not quiet and method in ("tv", "dip", "tddip", "gip"):
+        from rich.console import Console
+
+        from ..fit import ProgressBar
+
+        cbs.append(ProgressBar(f"mri {method}", console=Console(stderr=True)))
+    try:
+        return reconstruct(d, method, iters=iters, seed=seed, device=device, callbacks=cbs, ref=ref, **opts)
+    except FitInterrupted as e:
+        img = getattr(e, "image", None)
+        what = [f"interrupted after {e.result.iters_run} iterations"]
+        if img is not None:
+            save_recon(output, img, overwrite=True)  # checked above: new, or --overwrite
+            what.append(f"wrote the image so far to {output}")
+        if e.checkpoint:
+            what.append(f"and {e.checkpoint}; continue with --resume")
+        echo(": ".join(what[:1]) + (": " + " ".join(what[1:]) if len(what) > 1 else ""), err=True)
+        raise

@@ -1,0 +1,191 @@
+"""The fit loop's types: its settings (:class:`FitConfig`), what callbacks see (:class:`FitState`), what it
+returns (:class:`FitResult`), the callback interface and the device helpers."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, fields
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..params import Parameterization
+
+LOSSES = ("mse", "l1")
+
+
+@dataclass
+class FitConfig:
+    """Optimisation settings of :func:`fit` (presets fill these in).
+
+    ``batch``: for parameterizations of several items (frames of a dynamic series: ``param.n_items``),
+    fit ``batch`` items per optimizer step. One iteration of the loop is then a *sweep*: every item
+    once, in a seeded random order (``batch_seed``), in ``ceil(n / batch)`` optimizer steps; its
+    iterate is the assembled output of the sweep. The operator must offer ``select(index)`` and the
+    measurement is indexed along its first axis. LR schedules and all callbacks count sweeps.
+    ``ema``: weight of the exponential moving average of the outputs (None disables it).
+    ``backtrack``: every ``backtrack_every`` steps compare the data fit with the last check;
+    if it got worse by more than ``backtrack_db`` dB (or any loss is non-finite), restore the
+    last good parameters, optimizer state, BatchNorm statistics and EMA, scale the learning rate
+    by ``backtrack_lr_factor`` (compounded over repeated restores of the same good state; 1 = the
+    reference DIP's behaviour, which retries at the same rate) and go on; after ``max_backtracks`` restores raise
+    :class:`~deepprior.errors.DivergenceError`.
+    """
+
+    iters: int = 3000
+    lr: float = 0.01
+    optimizer: str = "adam"
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's (GIP's reference uses (0.5, 0.98))
+    lr_schedule: str | None = None  # None | "step" | "cosine"
+    lr_step: int = 2000
+    lr_gamma: float = 0.5
+    ema: float | None = 0.99
+    # Warm the EMA up: weight min(ema, (1 + t) / (10 + t)) at step t, so that the average does not drag
+    # the first, poor outputs along for ~1/(1 − ema) steps (it reaches the full weight after ~900 steps).
+    ema_warmup: bool = False
+    backtrack: bool = True
+    backtrack_every: int = 100
+    backtrack_db: float = 5.0
+    backtrack_lr_factor: float = 0.5
+    max_backtracks: int = 20
+    loss: str = "mse"
+    reg_weight: float = 0.0
+    ssim_every: int = 0  # with a ground truth: SSIM of the EMA/last image every N steps (0 = off; costs CPU)
+    batch: int | None = None  # items (frames) per optimizer step; None = all items in one step
+    batch_seed: int = 0
+    compile: bool = False  # torch.compile the forward pass (inductor); pays off on GPUs, not on small CPUs
+    amp: str | None = None  # None | "bf16": autocast the forward pass (GPU tensor cores; loss stays float32)
+    channels_last: bool = False  # NHWC memory layout for the generator (GPU tensor cores prefer it)
+
+    def __post_init__(self):
+        if not (isinstance(self.iters, int) and self.iters >= 1):
+            raise ConfigError(f"iters must be a positive integer, got {self.iters}")
+        if not self.lr > 0:
+            raise ConfigError(f"learning rate must be > 0, got {self.lr}")
+        if self.optimizer not in ("adam", "lbfgs"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose adam or lbfgs")
+        if self.lr_schedule not in (None, "step", "cosine"):
+            raise ConfigError(f"unknown lr schedule {self.lr_schedule!r}; choose step, cosine or none")
+        if self.ema is not None and not 0 <= self.ema < 1:
+            raise ConfigError(f"ema weight must be in [0, 1), got {self.ema}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.ssim_every < 0:
+            raise ConfigError(f"ssim_every must be ≥ 0, got {self.ssim_every}")
+        if self.reg_weight < 0:
+            raise ConfigError(f"regularizer weight must be ≥ 0, got {self.reg_weight}")
+        if self.batch is not None and not (isinstance(self.batch, int) and self.batch >= 1):
+            raise ConfigError(f"batch must be a positive integer (frames per step) or None, got {self.batch}")
+        if self.amp not in (None, "bf16"):
+            raise ConfigError(f"amp must be None or 'bf16', got {self.amp!r} (bf16 needs no loss scaling; "
+                              "fp16 would)")
+        if self.batch is not None and self.optimizer == "lbfgs":
+            raise ConfigError("mini-batches of frames need a stochastic optimizer; use adam with batch, or no batch")
+
+    def replace(self, **changes) -> "FitConfig":
+        known = {f.name for f in fields(self)}
+        bad = set(changes) - known
+        if bad:
+            raise ConfigError(f"unknown fit option(s) {', '.join(sorted(bad))}")
+        return FitConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **changes})
+
+
+@dataclass
+class FitState:
+    """What callbacks see after each step. Setting ``stop = True`` ends the fit."""
+
+    it: int
+    iters: int
+    x: Tensor | None = None
+    ema: Tensor | None = None
+    loss: float = math.nan
+    history: dict[str, list] = field(default_factory=dict)
+    param: Parameterization | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    elapsed: float = 0.0
+    stop: bool = False
+    backtracks: int = 0
+    gt: Tensor | None = None
+    selected: Tensor | None = None  # an iterate chosen by a callback (e.g. early stopping)
+    selected_iter: int | None = None
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`.
+
+    ``image``: the last iterate; ``ema``: the moving average of the outputs; ``best``/
+    ``best_iter``: the iterate with the highest PSNR against ``gt`` (an oracle, for diagnostics
+    only — None without ground truth); ``selected``: the iterate a callback picked without
+    ground truth, if any. ``history`` holds per-iteration lists (``loss``, ``data``, ``reg``,
+    ``lr``, ``time`` and, with ``gt``, ``psnr``/``psnr_ema``; with ``ssim_every``, ``ssim`` at the
+    iterations ``ssim_iter``).
+    """
+
+    image: Tensor
+    ema: Tensor | None
+    history: dict[str, list]
+    iters_run: int
+    seconds: float
+    backtracks: int = 0
+    best: Tensor | None = None
+    best_iter: int | None = None
+    selected: Tensor | None = None
+    selected_iter: int | None = None
+
+    @property
+    def output(self) -> Tensor:
+        """The image to deliver: a callback's selection, else the EMA, else the last iterate."""
+        if self.selected is not None:
+            return self.selected
+        return self.ema if self.ema is not None else self.image
+
+
+class Callback:
+    """Hooks into :func:`fit`; override what you need."""
+
+    def on_fit_start(self, state: FitState) -> None: ...
+
+    def on_step_end(self, state: FitState) -> None: ...
+
+    def on_backtrack(self, state: FitState) -> None: ...
+
+    def on_fit_end(self, state: FitState) -> None: ...
+
+    def state_dict(self) -> dict | None:
+        """What a checkpoint must keep for a resumed run to behave as an uninterrupted one (None: nothing)."""
+        return None
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`fit`: the fit stopped cleanly after the current step. ``result`` holds what
+    was reached (its ``output`` is the image to save); ``checkpoint`` the file written, if any."""
+
+    def __init__(self, result: "FitResult", checkpoint: str | None):
+        super().__init__("interrupted")
+        self.result, self.checkpoint = result, checkpoint
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``'auto'`` → CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    d = torch.device(device)
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return d
+
+
+def set_deterministic(on: bool = True) -> None:
+    """Bit-reproducible runs on CUDA as well: PyTorch's deterministic algorithms (an operation without
+    one then raises instead of silently varying), no cuDNN autotuning, a fixed cuBLAS workspace.
+    On CPU deepprior's fits are already deterministic for a given seed and thread count."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.benchmark = not on
+    torch.backends.cudnn.deterministic = on
