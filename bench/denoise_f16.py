@@ -1,4 +1,4 @@
-"""Quality and speed of the reference denoising preset on F16 (issue #2's measured note).
+"""Quality and speed of the reference denoising preset on F16 (docs/presets.md's denoising rows).
 
     python bench/denoise_f16.py --size 128 --iters 1000          # PSNR raw / EMA after N iterations
     python bench/denoise_f16.py --timing 128 256 --steps 20       # seconds per iteration

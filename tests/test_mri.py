@@ -245,9 +245,10 @@ def test_static_dip_mri_fits_every_frame_at_the_reference_scale():
     for t in range(2):  # scale: ‖x_t‖ within 25 % of ‖gt_t‖
         ratio = float(x[t].abs().norm() / d.gt[t].abs().norm())
         assert 0.75 < ratio < 1.25, (t, ratio)
-    # independence, over few steps (float rounding differs between the batched and the single network, and
-    # a ReLU/BatchNorm fit amplifies it chaotically after a few tens of Adam steps)
-    preset["fit"]["iters"] = 8
+    # independence, over few steps: the batched and the single network differ in float rounding (1e-6), and
+    # this tiny ReLU/BatchNorm fit amplifies that chaotically after a few Adam steps; coupled frames would
+    # differ at once by orders of magnitude more
+    preset["fit"]["iters"] = 3
     x2, _ = dip_static(d, preset=preset, device="cpu")
     x1, _ = dip_static(d.frame(1), preset=preset, device="cpu")
     torch.testing.assert_close(x1[0], x2[1], rtol=1e-4, atol=1e-5)

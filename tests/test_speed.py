@@ -72,6 +72,28 @@ def test_compiled_step_matches_eager():
     assert torch.allclose(res[0], res[1], atol=1e-4)
 
 
+def test_bf16_and_channels_last_paths_run_on_cpu():
+    """The GPU levers run on a CPU too (slowly): a few steps stay close to float32, outputs stay float32."""
+    p = _problems()[0]
+    res = {}
+    for name, kw in (("fp32", {}), ("bf16", {"amp": "bf16"}), ("nhwc", {"channels_last": True})):
+        dip = build_dip(p, TINY, seed=0)
+        res[name] = fit(dip, Identity(), p.y, FitConfig(iters=3, lr=0.01, ema=None, backtrack=False, **kw)).image
+    assert res["bf16"].dtype == torch.float32 and torch.isfinite(res["bf16"]).all()
+    assert (res["bf16"] - res["fp32"]).abs().mean() < 0.05  # bf16 keeps ~3 significant digits
+    assert torch.allclose(res["nhwc"], res["fp32"], atol=1e-5)
+
+
+def test_bf16_keeps_complex_outputs_complex():
+    """Complex pixels (k-t TV, MRI) pass the bf16 autocast untouched: a cast once dropped the imaginary part."""
+    from deepprior.params import Pixels
+
+    x0 = torch.complex(torch.rand(4, 4), torch.rand(4, 4))
+    y = x0 * 2
+    r = fit(Pixels(x0), Identity(), y, FitConfig(iters=50, lr=0.05, ema=None, backtrack=False, amp="bf16"))
+    assert r.image.is_complex() and (r.image.imag - y.imag).abs().max() < 0.05
+
+
 def test_amp_option_is_validated():
     from deepprior.errors import ConfigError
 

@@ -82,6 +82,18 @@ def _load_gt(o, hw=None):
     return _load(o["gt"], "ground truth")[1]
 
 
+def _read(input, o: dict, degrade=None):
+    """Check the outputs, read INPUT and --gt. ``degrade`` (clean → measurement) synthesises the measurement
+    from a clean INPUT, which then is the reference unless --gt names one; --add-noise comes last."""
+    check_outputs(o)
+    img, x = _load(input)
+    gt = _load_gt(o)
+    if degrade is not None:
+        gt = x if gt is None else gt
+        x = degrade(x)
+    return img, _maybe_noise(x, o), gt
+
+
 def _maybe_noise(x, o):
     from ..tasks import add_noise
 
@@ -180,13 +192,10 @@ def _psnr_str(x, gt) -> str:
 @_common
 def denoise(input, sigma, **o):
     """Remove noise from INPUT (use --add-noise SIGMA to add it to a clean image first)."""
-    check_outputs(o)
-    img, x = _load(input)
-    gt = _load_gt(o)
-    if o.get("add_noise") is not None:
-        gt = x if gt is None else gt
-        x = _maybe_noise(x, o)
-        sigma = o["add_noise"] if sigma is None else sigma
+    synthesise = o.get("add_noise") is not None
+    img, x, gt = _read(input, o, (lambda v: v) if synthesise else None)
+    if synthesise and sigma is None:
+        sigma = o["add_noise"]
     from ..tasks import denoise_problem
 
     _execute(denoise_problem(x, gt, sigma=None if sigma is None else sigma / 255.0), o, alpha=img.alpha,
@@ -206,16 +215,9 @@ def inpaint(input, mask_path, mask_ratio, **o):
 
     if (mask_path is None) == (mask_ratio is None):
         raise InputError("give exactly one of --mask FILE or --mask-ratio P")
-    check_outputs(o)
-    img, x = _load(input)
-    gt = _load_gt(o)
+    img, x, gt = _read(input, o, None if mask_path else (lambda v: v))
     hw = tuple(x.shape[-2:])
-    if mask_path:
-        mask = load_mask(mask_path, hw)
-    else:
-        mask = random_mask(hw, mask_ratio, seed=o["seed"]).numpy()
-        gt = x if gt is None else gt
-    x = _maybe_noise(x, o)
+    mask = load_mask(mask_path, hw) if mask_path else random_mask(hw, mask_ratio, seed=o["seed"]).numpy()
     p = inpaint_problem(x, mask, gt)
     p.info["preset"] = "inpaint" if mask_path else "restoration"
     _execute(p, o, alpha=img.alpha, bit_depth=img.bit_depth)
@@ -236,13 +238,7 @@ def superres(input, factor, downscale, kernel, **o):
     if factor and downscale and factor != downscale:
         raise InputError(f"--factor {factor} and --downscale {downscale} disagree; give one")
     f = factor or downscale or 4
-    check_outputs(o)
-    img, x = _load(input)
-    gt = _load_gt(o)
-    if downscale:
-        gt = x if gt is None else gt
-        x = synth_downscale(x, f)
-    x = _maybe_noise(x, o)
+    img, x, gt = _read(input, o, (lambda v: synth_downscale(v, f)) if downscale else None)
     _execute(superres_problem(x, f, gt, kernel=kernel), o, alpha=img.alpha, bit_depth=img.bit_depth)
 
 
@@ -262,14 +258,9 @@ def deblur(input, kernel_path, blur_sigma, apply_blur, boundary, **o):
 
     if (kernel_path is None) == (blur_sigma is None):
         raise InputError("give exactly one of --kernel FILE or --blur-sigma S")
-    check_outputs(o)
-    img, x = _load(input)
-    gt = _load_gt(o)
+    check_outputs(o)  # before reading the kernel, so that a refused output costs nothing
     k = load_kernel(kernel_path) if kernel_path else gaussian_kernel(blur_sigma)
-    if apply_blur:
-        gt = x if gt is None else gt
-        x = Blur(k, boundary)(x)
-    x = _maybe_noise(x, o)
+    img, x, gt = _read(input, o, Blur(k, boundary) if apply_blur else None)
     _execute(deblur_problem(x, k, gt, boundary=boundary), o, alpha=img.alpha, bit_depth=img.bit_depth)
 
 
@@ -282,13 +273,7 @@ def jpeg(input, quality, **o):
     """Remove JPEG compression artifacts from INPUT."""
     from ..tasks import jpeg_compress, jpeg_problem
 
-    check_outputs(o)
-    img, x = _load(input)
-    gt = _load_gt(o)
-    if quality:
-        gt = x if gt is None else gt
-        x = jpeg_compress(x, quality)
-    x = _maybe_noise(x, o)
+    img, x, gt = _read(input, o, (lambda v: jpeg_compress(v, quality)) if quality else None)
     _execute(jpeg_problem(x, gt), o, alpha=img.alpha, bit_depth=img.bit_depth)
 
 

@@ -125,7 +125,7 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
             data = loss_fn(operator(x), y)
         else:
             data = loss_fn(operator.select(idx)(x), y[idx.to(y.device)])
-        reg = cfg.reg_weight * regularizer(x) if regularizer is not None else x.new_zeros(())
+        reg = cfg.reg_weight * regularizer(x) if regularizer is not None else data.new_zeros(())  # real, as data
         total = data + reg
         (total * n_independent if n_independent != 1 else total).backward()
         return x.detach(), data.detach(), reg.detach(), total

@@ -73,9 +73,11 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
     param = (dips[0] if t == 1 else BatchedDIP(dips)).to(dev)
     c2c = ChannelsToComplex(frames=t)
     with torch.no_grad():
-        out = c2c(param(perturb=False))
-        scale = torch.tensor([kspace_scale(out[i], data.frame(i)) for i in range(t)], device=dev)
-    y = data.kspace * scale[:, None, None, None]
+        out = param(perturb=False)  # (T, 2, H, W) real/imag
+        scale = [kspace_scale(out[i:i + 1], data.frame(i)) for i in range(t)]
+    # a Python float per frame (one frame: exactly the single-image fit's arithmetic)
+    y = data.kspace * scale[0] if t == 1 else data.kspace * torch.tensor(scale, device=dev)[:, None, None, None]
+    scale = torch.tensor(scale, device=dev)
     op = data.operator @ c2c
     to_image = lambda x: c2c(x) / scale[:, None, None]  # noqa: E731
     frame_loss = FrameLosses(op, y)
@@ -84,4 +86,4 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
         result = fit(param, op, y, cfg, callbacks=[*callbacks, frame_loss])
     img = to_image(result.output).detach().cpu()
     return img, {"history": result.history, "frame_loss": frame_loss.history, "iters": result.iters_run,
-                 "scale": scale.cpu().tolist(), "backtracks": result.backtracks, "fit": result}
+                 "scale": scale.tolist(), "backtracks": result.backtracks, "fit": result}

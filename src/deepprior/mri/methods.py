@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, InputError
-from ..fit import resolve_device
+from ..fit import Callback, FitState, resolve_device
 from .common import image_on_interrupt, weighted
 from .data import MRIData
 from .metrics import mri_metrics
@@ -30,6 +30,14 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "gip": ("preset", "stop", "holdout", "admm_stage", "log"),
 }
 ITERATIVE = ("cgsense", "tv", "lps", "dip", "tddip", "gip")  # the methods --iters applies to
+
+
+class _KeepHistory(Callback):
+    def __init__(self):
+        self.history: dict = {}
+
+    def on_fit_end(self, state: FitState) -> None:
+        self.history = state.history
 
 
 @dataclass
@@ -121,9 +129,11 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
         op, y = weighted(d)
         n = iters or 300
         info.update(weight=opt("weight", KT_TV_WEIGHT), temporal=opt("temporal", 2.0))
+        keep = _KeepHistory()
         with image_on_interrupt(lambda v: v):
             x = kt_tv(op, y, weight=info["weight"], temporal=info["temporal"], iters=n, lr=opt("lr", 0.01),
-                      callbacks=callbacks)
+                      callbacks=[*callbacks, keep])
+        history = keep.history
     elif method == "dip":
         from .dip import dip_static
 
