@@ -191,11 +191,11 @@ def _run(d, method, iters, seed, device, quiet, ref, output, opts):
         return reconstruct(d, method, iters=iters, seed=seed, device=device, callbacks=cbs, ref=ref, **opts)
     except FitInterrupted as e:
         img = getattr(e, "image", None)
-        what = [f"interrupted after {e.result.iters_run} iterations"]
+        msg = f"interrupted after {e.result.iters_run} iterations"
         if img is not None:
             save_recon(output, img, overwrite=True)  # checked above: new, or --overwrite
-            what.append(f"wrote the image so far to {output}")
+            msg += f"; wrote the image so far to {output}"
         if e.checkpoint:
-            what.append(f"and {e.checkpoint}; continue with --resume")
-        echo(": ".join(what[:1]) + (": " + " ".join(what[1:]) if len(what) > 1 else ""), err=True)
+            msg += f" and the fit state to {e.checkpoint}; continue with --resume"
+        echo(msg, err=True)
         raise
