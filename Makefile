@@ -36,7 +36,8 @@ BENCH_SCRIPTS := \
 	"bench/mri_baselines.py --static-dip 1500" \
 	"bench/tddip.py" \
 	"bench/gip.py" \
-	"bench/mri_speed.py"
+	"bench/mri_speed.py" \
+	"bench/real_data.py"
 
 bench: venv
 	@set -e; for s in $(BENCH_SCRIPTS); do echo "== python $$s"; $(BIN)/python $$s; done

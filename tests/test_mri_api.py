@@ -78,3 +78,11 @@ def test_help_shows_the_whole_api():
     doc = mri.__doc__
     for name in ("simulate", "load", "reconstruct", "MRIResult", "tddip", "gip", "CartesianSENSE", "mri_metrics"):
         assert name in mri.__all__ and name in doc, name
+
+
+def test_static_dip_holdout_selects_an_iterate_and_zeroes_outside_the_maps(cine):
+    d = mri.MRIData(cine.kspace[:1], cine.mask[:1], cine.maps.clone(), cine.gt[:1], {})
+    d.maps[:, :3] = 0  # a band where the coil maps (and so the data) say nothing
+    r = mri.reconstruct(d, "dip", device="cpu", iters=60, stop="holdout", patience=1000, **TINY["dip"])
+    assert r.selected_iter is not None and 0 <= r.selected_iter < 60 and r.iters == 60
+    assert float(r.image[0, :3].abs().max()) == 0.0 and float(r.image[0, 3:].abs().max()) > 0

@@ -32,19 +32,35 @@ def mri():
 @click.option("--coils", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--pattern", type=click.Choice((*PATTERNS, "radial")), default="kt-random", show_default=True)
 @click.option("--accel", type=click.FloatRange(min=1), default=8, show_default=True)
-@click.option("--center", type=click.IntRange(min=0), default=8, show_default=True, help="Fully sampled centre lines.")
+@click.option("--center", type=click.IntRange(min=0), default=None,
+              help="Fully sampled centre lines (default 8; 24 for measured k-space, whose coil maps come from it).")
 @click.option("--spokes", type=click.IntRange(min=1), default=None, help="Golden-angle radial: spokes per frame.")
 @click.option("--snr", type=float, default=40.0, show_default=True, help="SNR in dB of the sampled k-space.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True)
 def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr, seed, overwrite):
-    """Simulate k-space from a magnitude SERIES (.mat/.npy/.npz/.nii): phase, coils, sampling, noise."""
+    """Simulate k-space from a magnitude SERIES (.mat/.npy/.npz/.nii): phase, coils, sampling, noise — or
+    undersample *fully sampled measured* k-space (Siemens .dat, BART .cfl, complex .npy/.npz) with --pattern
+    at --accel, keeping the fully sampled reconstruction as the reference."""
     from ..io import check_output
     from ..mri.data import simulate
     from ..mri.io import load_series, save_data
 
     check_output(output, overwrite, exts=(".h5",))
+    from ..mri.raw import is_raw, read_raw, undersample
+
+    if is_raw(series) and not _is_series_npy(series, key):
+        if pattern == "radial":
+            raise InputError("retrospective sampling of measured Cartesian k-space takes the Cartesian patterns, "
+                             "not radial")
+        d = undersample(read_raw(series, key), pattern=pattern, accel=accel, center=24 if center is None else center,
+                        seed=seed)
+        save_data(output, d, overwrite)
+        echo(f"{output}: measured k-space {d.shape[0]}×{d.shape[1]}, {d.kspace.shape[1]} coil(s), retrospective "
+             f"{pattern} R={d.acceleration:.1f}, ESPIRiT maps, fully sampled reference kept, seed {seed}")
+        return
     s = load_series(series, key)
+    center = 8 if center is None else center
     if pattern == "radial" and spokes is None:
         spokes = 13
     d = simulate(abs(s), coils=coils, pattern=pattern, accel=accel, center=center, snr_db=snr, seed=seed,
@@ -52,6 +68,22 @@ def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr
     save_data(output, d, overwrite)
     what = f"{spokes} golden-angle spokes/frame" if d.radial else f"{pattern} R={d.acceleration:.1f}"
     echo(f"{output}: {d.frames} frame(s) {d.shape[0]}×{d.shape[1]}, {coils} coil(s), {what}, SNR {snr} dB, seed {seed}")
+
+
+def _is_series_npy(path, key) -> bool:
+    """A real-valued .npy/.npz is a magnitude series to simulate from; a complex one is measured k-space
+    (``(coils, H, W)`` or ``(slices, coils, H, W)``)."""
+    import numpy as np
+
+    if not str(path).lower().endswith((".npy", ".npz")):
+        return False
+    try:
+        if str(path).lower().endswith(".npy"):
+            return not np.iscomplexobj(np.load(path, mmap_mode="r", allow_pickle=False))
+        with np.load(path, allow_pickle=False) as z:
+            return not any(np.iscomplexobj(z[n]) for n in ([key] if key in z.files else z.files))
+    except Exception:  # noqa: BLE001 - unreadable: let the series reader give its one-line error
+        return True
 
 
 # CLI option name → reconstruct() option name, for the options only some methods take.
@@ -74,17 +106,18 @@ _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "
 @click.option("--cycles", type=click.FloatRange(min=0, min_open=True), default=None, help="tddip: turns of the helix/circle.")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="tddip: frames per optimizer step (default 1).")
 @click.option("--stop", type=click.Choice(MRI_STOPS), default=None,
-              help="tddip/gip: stop on held-out k-space loss (default), on ES-WMV (tddip), or run all iterations.")
+              help="tddip/gip: stop on held-out k-space loss (default), on ES-WMV (tddip), or run all iterations; "
+                   "dip: holdout or none (default).")
 @click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-              help="tddip/gip: fraction of acquired samples held out for --stop holdout (default 0.05).")
-@click.option("--patience", type=click.IntRange(min=1), default=None, help="tddip: sweeps without improvement before stopping.")
+              help="tddip/gip/dip: fraction of acquired samples held out for --stop holdout (default 0.05).")
+@click.option("--patience", type=click.IntRange(min=1), default=None, help="tddip: sweeps (dip: steps) without improvement before stopping.")
 @click.option("--plot", type=click.Path(), default=None, help="tddip/gip: loss and per-frame PSNR curves (.png).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
               help="tddip: write the fit state to OUTPUT.ckpt every N sweeps (and on Ctrl-C).")
 @click.option("--resume", is_flag=True, help="tddip: continue the run saved in OUTPUT.ckpt.")
 @click.option("--lambda-l", type=click.FloatRange(min=0), default=None, help="L+S: low-rank threshold (default 0.01).")
 @click.option("--lambda-s", type=click.FloatRange(min=0), default=None, help="L+S: sparse threshold (default 0.01).")
-@click.option("--weight", type=click.FloatRange(min=0), default=None, help="k-t TV weight (default 0.001).")
+@click.option("--weight", type=click.FloatRange(min=0), default=None, help="k-t TV or L1-wavelet weight (default 0.001).")
 @click.option("--gt", type=click.Path(), default=None, help="Reference series (default: the one stored by simulate).")
 @click.option("--key", default=None, help="Variable of --gt in a .mat/.npz.")
 @click.option("--gif", type=click.Path(), default=None, help="Also write a cine GIF of |x|.")
@@ -96,8 +129,9 @@ _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "
 @click.option("-q", "--quiet", is_flag=True)
 def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, slice_index, seed, device, overwrite,
               quiet, **flags):
-    """Reconstruct DATA (.h5 from `mri simulate`, fastMRI or Cartesian ISMRMRD) and report PSNR/SSIM/NRMSE
-    when a reference exists."""
+    """Reconstruct DATA (.h5 from `mri simulate`, fastMRI, Cartesian ISMRMRD, or measured k-space: Siemens
+    .dat, BART .cfl, complex .npy/.npz — whitened, ESPIRiT maps, scaled) and report PSNR/SSIM/NRMSE when a
+    reference exists."""
     from ..io import check_output
     from ..mri.methods import check_options
     from ..mri.metrics import mri_metrics
@@ -181,7 +215,7 @@ def _run(d, method, iters, seed, device, quiet, ref, output, opts):
     from ..mri.methods import reconstruct
 
     cbs = []
-    if not quiet and method in ("tv", "dip", "tddip", "gip"):
+    if not quiet and method in ("tv", "wavelet", "dip", "tddip", "gip"):
         from rich.console import Console
 
         from ..fit import ProgressBar

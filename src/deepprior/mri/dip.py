@@ -9,11 +9,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..fit import Callback, FitConfig, FitState, fit, resolve_device
+from ..fit.stopping import Holdout
 from ..nets import build_net, make_code
 from ..params import DIP, BatchedDIP
 from ..presets import resolve
-from .common import image_on_interrupt, kspace_scale
+from .common import image_on_interrupt, kspace_scale, split_kspace
 from .data import MRIData
 from .operators import ChannelsToComplex
 
@@ -46,6 +48,7 @@ def build_static_dip(preset: dict, hw: tuple[int, int], seed: int = 0) -> DIP:
 
 
 def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0, callbacks=(), device="auto",
+               stop: str = "none", holdout: float = 0.05, patience: int | None = None,
                **fit_overrides) -> tuple[Tensor, dict]:
     """Reconstruct every frame of ``data`` with its own untrained generator (static DIP / ConvDecoder), all
     frames in one batched fit. Returns the complex image ``(T, H, W)`` and an info dict: ``history`` (the
@@ -53,7 +56,10 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
 
     Each frame's k-space is scaled as in ConvDecoder: y_t ← y_t · ‖f_t(z)‖ / ‖Aᴴ_t y_t‖ with the untrained
     output, so that the network starts at the data's scale; the result is scaled back. Divergence
-    backtracking, when the preset asks for it, acts on all frames together (the summed loss).
+    backtracking, when the preset asks for it, acts on all frames together (the summed loss). Where the coil
+    maps are zero the image is 0. ``stop='holdout'`` holds ``holdout`` of the acquired samples out of the fit,
+    scores the EMA on them every 10 steps and delivers the best, stopping after ``patience`` (default 300)
+    steps without improvement.
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
@@ -78,12 +84,29 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
     # a Python float per frame (one frame: exactly the single-image fit's arithmetic)
     y = data.kspace * scale[0] if t == 1 else data.kspace * torch.tensor(scale, device=dev)[:, None, None, None]
     scale = torch.tensor(scale, device=dev)
-    op = data.operator @ c2c
-    to_image = lambda x: c2c(x) / scale[:, None, None]  # noqa: E731
+    cbs = list(callbacks)
+    stopper = None
+    if stop == "holdout":
+        tr_op, y_tr, va_op, y_va, count = split_kspace(data, holdout, seed=seed + 11)
+        sc = scale[:, None, None, None]
+        y, y_va = y_tr * sc, y_va * sc
+        op = tr_op @ c2c
+        stopper = Holdout(va_op @ c2c, y_va, every=10, patience=patience or 300, count=count, source="ema")
+        cbs.insert(0, stopper)
+    elif stop == "none":
+        op = data.operator @ c2c
+    else:
+        raise ConfigError(f"unknown stop rule {stop!r} for static DIP; choose holdout or none")
+    # Where the coil maps are zero (outside the object, ESPIRiT's crop) the SENSE operator has a null space:
+    # nothing in the data constrains the generator there, so the delivered image is 0 there, as CG-SENSE's.
+    support = torch.ones(data.shape, device=dev) if data.maps is None else \
+        (data.maps.abs().square().sum(0) > 0).to(torch.float32)
+    to_image = lambda x: c2c(x) / scale[:, None, None] * support  # noqa: E731
     frame_loss = FrameLosses(op, y)
     cfg = FitConfig().replace(**{**p["fit"], **{k: v for k, v in fit_overrides.items() if v is not None}})
     with image_on_interrupt(to_image):
-        result = fit(param, op, y, cfg, callbacks=[*callbacks, frame_loss])
+        result = fit(param, op, y, cfg, callbacks=[*cbs, frame_loss])
     img = to_image(result.output).detach().cpu()
     return img, {"history": result.history, "frame_loss": frame_loss.history, "iters": result.iters_run,
-                 "scale": scale.tolist(), "backtracks": result.backtracks, "fit": result}
+                 "scale": scale.tolist(), "backtracks": result.backtracks, "fit": result,
+                 "selected": result.selected_iter, "stop": stop}

@@ -117,11 +117,20 @@ def save_data(path, data: MRIData, overwrite: bool = False) -> None:
 
 
 def load_data(path, *, slice_index: int | None = None, calib: int = 24) -> MRIData:
-    """Read k-space: deepprior's own .h5, or a fastMRI .h5 (``kspace`` (slices, coils, H, W); the
-    mask is taken from the non-zero phase-encode columns, coil maps estimated from the centre)."""
+    """Read k-space: deepprior's own .h5, a fastMRI .h5 (``kspace`` (slices, coils, H, W); the mask is taken
+    from the non-zero phase-encode columns, coil maps estimated from the centre), Cartesian ISMRMRD, or
+    measured raw k-space (Siemens ``.dat``, BART ``.cfl``, ``.npy``/``.npz``: see :mod:`deepprior.mri.raw` —
+    whitened, ESPIRiT maps, scaled)."""
     import h5py
 
+    from .raw import is_raw, prepare, read_raw
+
     path = Path(path)
+    if is_raw(path):
+        raw = read_raw(path)
+        if raw.slices > 1 and slice_index is None:
+            raise InputError(f"{path} holds {raw.slices} slices; choose one with --slice N (0..{raw.slices - 1})")
+        return prepare(raw, slice_index or 0)
     check_readable(path, "k-space file")
     try:
         f = h5py.File(path, "r")

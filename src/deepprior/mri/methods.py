@@ -14,22 +14,23 @@ from ..fit import Callback, FitState, resolve_device
 from .common import image_on_interrupt, weighted
 from .data import MRIData
 from .metrics import mri_metrics
-from .recon import KT_TV_WEIGHT, cg_sense, kt_tv, low_rank_plus_sparse
+from .recon import KT_TV_WEIGHT, WAVELET_WEIGHT, cg_sense, kt_tv, l1_wavelet, low_rank_plus_sparse
 
-METHODS = ("zerofill", "cgsense", "tv", "lps", "dip", "tddip", "gip")
+METHODS = ("zerofill", "cgsense", "tv", "wavelet", "lps", "dip", "tddip", "gip")
 
 # The options each method takes besides iters/seed/device/callbacks/ref; anything else is refused.
 OPTIONS: dict[str, tuple[str, ...]] = {
     "zerofill": (),
     "cgsense": ("lam",),
     "tv": ("weight", "temporal", "lr"),
+    "wavelet": ("weight", "lr"),
     "lps": ("lambda_l", "lambda_s"),
-    "dip": ("preset", "lr"),
+    "dip": ("preset", "lr", "stop", "holdout", "patience"),
     "tddip": ("preset", "manifold_kind", "cycles", "coords", "batch", "stop", "holdout", "patience", "dcf",
               "checkpoint", "checkpoint_every", "resume", "lr"),
     "gip": ("preset", "stop", "holdout", "admm_stage", "log"),
 }
-ITERATIVE = ("cgsense", "tv", "lps", "dip", "tddip", "gip")  # the methods --iters applies to
+ITERATIVE = ("cgsense", "tv", "wavelet", "lps", "dip", "tddip", "gip")  # the methods --iters applies to
 
 
 class _KeepHistory(Callback):
@@ -88,7 +89,8 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
     the reference stored with the data, if any).
 
     Options (refused where they do not apply, see :data:`OPTIONS`): ``cgsense`` lam (Tikhonov);
-    ``tv`` weight (default 0.001, tuned in docs/mri.md), temporal, lr; ``lps`` lambda_l, lambda_s; ``dip``
+    ``tv`` weight (default 0.001, tuned in docs/mri.md), temporal, lr; ``wavelet`` (L1-wavelet, PICS-style)
+    weight, lr; ``lps`` lambda_l, lambda_s; ``dip``
     preset (``convdecoder`` | ``skip``), lr; ``tddip`` preset (``tddip-cpu`` default | ``tddip``), manifold_kind,
     cycles, coords, batch, stop, holdout, patience, dcf, checkpoint, checkpoint_every, resume — see
     :func:`deepprior.mri.tddip.tddip`; ``gip`` preset (``gip-cpu`` default | ``gip``), stop, holdout,
@@ -134,11 +136,19 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
             x = kt_tv(op, y, weight=info["weight"], temporal=info["temporal"], iters=n, lr=opt("lr", 0.01),
                       callbacks=[*callbacks, keep])
         history = keep.history
+    elif method == "wavelet":
+        op, y = weighted(d)
+        n = iters or 300
+        info["weight"] = opt("weight", WAVELET_WEIGHT)
+        keep = _KeepHistory()
+        with image_on_interrupt(lambda v: v):
+            x = l1_wavelet(op, y, weight=info["weight"], iters=n, lr=opt("lr", 0.01), callbacks=[*callbacks, keep])
+        history = keep.history
     elif method == "dip":
         from .dip import dip_static
 
         x, dinfo = dip_static(d, seed=seed, callbacks=callbacks, device=dev, iters=iters, **options)
-        history, n = dinfo.pop("history"), dinfo["iters"]
+        history, n, selected = dinfo.pop("history"), dinfo["iters"], dinfo["selected"]
         info.update(frame_loss=dinfo["frame_loss"], scale=dinfo["scale"], backtracks=dinfo["backtracks"])
     elif method == "tddip":
         from .tddip import tddip

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from ..fit import FitConfig, fit
 from ..operators.base import LinearOperator
 from ..params import Pixels
-from ..regularizers import TV
+from ..regularizers import TV, WaveletL1
 from .operators import CartesianSENSE
 
 
@@ -151,3 +151,31 @@ def kt_tv(op: LinearOperator, y: Tensor, *, weight: float = KT_TV_WEIGHT, tempor
     cfg = FitConfig(iters=iters, lr=lr, ema=None, backtrack=False, reg_weight=weight / scale)
     r = fit(Pixels(x0), op, y, cfg, regularizer=KtTV(temporal) if weight > 0 else None, callbacks=callbacks)
     return r.image
+
+
+class ComplexWaveletL1(nn.Module):
+    """L1 of the orthonormal wavelet detail coefficients of the real and imaginary parts of every frame."""
+
+    def __init__(self, wavelet: str = "db4", levels: int = 3):
+        super().__init__()
+        self.w = WaveletL1(wavelet, levels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.unsqueeze(0) if x.ndim == 2 else x
+        return self.w(torch.stack([x.real, x.imag], 1))
+
+
+# λ of L1-wavelet: the same scale as k-t TV's (docs/real_data.md tunes both per data set).
+WAVELET_WEIGHT = 0.001
+
+
+def l1_wavelet(op: LinearOperator, y: Tensor, *, weight: float = WAVELET_WEIGHT, iters: int = 300, lr: float = 0.01,
+               callbacks=()) -> Tensor:
+    """PICS-style compressed sensing ``min ‖Ax − y‖² + λ ‖Ψx‖₁`` (Ψ: db4 wavelets, 3 levels, per frame) through the
+    shared fit loop (complex pixels, Adam), started from the zero-filled image — BART's ``pics -l1``
+    objective, solved by a different algorithm."""
+    x0 = op.adjoint(y)
+    scale = y.numel() / x0.numel()
+    cfg = FitConfig(iters=iters, lr=lr, ema=None, backtrack=False, reg_weight=weight / scale)
+    return fit(Pixels(x0), op, y, cfg, regularizer=ComplexWaveletL1() if weight > 0 else None,
+               callbacks=callbacks).image
