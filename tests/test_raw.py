@@ -110,3 +110,27 @@ def test_retrospective_undersampling_of_measured_kspace(raw_dir, tmp_path, capsy
     assert main(["mri", "simulate", str(raw_dir / "brain_8coil_poisson8x_ksp.npy"), "-o", str(tmp_path / "x.h5")]) == 2
     assert "already undersampled" in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_every_slice_by_default_geometry_and_compression(raw_dir, tmp_path, capsys):
+    k = np.load(raw_dir / "brain_8coil_poisson8x_ksp.npy")
+    np.save(tmp_path / "two.npy", np.stack([k, k[::-1]]))  # two slices: the second with its coils reversed
+    out = tmp_path / "x.npy"
+    assert main(["mri", "recon", str(tmp_path / "two.npy"), "--method", "zerofill", "-o", str(out), "-q"]) == 0
+    x = np.load(out)
+    assert x.shape == (2, 230, 180) and np.allclose(np.abs(x[1]), np.abs(x[0]), atol=1e-3)
+    assert "2 slices" in capsys.readouterr().out
+    assert main(["mri", "recon", str(tmp_path / "two.npy"), "--slice", "1", "--method", "zerofill", "-o",
+                 str(tmp_path / "one.npy")]) == 0
+    assert np.allclose(np.load(tmp_path / "one.npy")[0], x[1])
+    nii = tmp_path / "p.nii.gz"
+    assert main(["mri", "recon", str(raw_dir / "siemens_gre_2ch_phantom.dat"), "--method", "zerofill", "-o",
+                 str(nii)]) == 0
+    import nibabel as nib
+
+    assert nib.load(nii).header.get_zooms()[:3] == pytest.approx((1.25, 1.25, 4.0))
+    capsys.readouterr()
+    assert main(["mri", "recon", str(raw_dir / "brain_8coil_poisson8x_ksp.npy"), "--method", "cgsense", "--compress",
+                 "6", "-o", str(tmp_path / "c.npy")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "6 virtual coils" in line and float(line.split("(")[-1].split(" %")[0]) >= 99.0

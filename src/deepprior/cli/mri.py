@@ -122,13 +122,16 @@ _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "
 @click.option("--key", default=None, help="Variable of --gt in a .mat/.npz.")
 @click.option("--gif", type=click.Path(), default=None, help="Also write a cine GIF of |x|.")
 @click.option("--montage", type=click.Path(), default=None, help="Also write a frame montage PNG.")
-@click.option("--slice", "slice_index", type=int, default=None, help="fastMRI files: slice index (default: middle).")
+@click.option("--slice", "slice_index", type=int, default=None,
+              help="Multi-slice files (fastMRI, raw): reconstruct only this slice (default: every slice, stacked).")
+@click.option("--compress", type=click.IntRange(min=1), default=None,
+              help="Measured k-space: SVD-compress to N virtual coils first (reports the energy kept).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option
 @click.option("--overwrite", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
-def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, slice_index, seed, device, overwrite,
-              quiet, **flags):
+def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, slice_index, compress, seed, device,
+              overwrite, quiet, **flags):
     """Reconstruct DATA (.h5 from `mri simulate`, fastMRI, Cartesian ISMRMRD, or measured k-space: Siemens
     .dat, BART .cfl, complex .npy/.npz — whitened, ESPIRiT maps, scaled) and report PSNR/SSIM/NRMSE when a
     reference exists."""
@@ -159,13 +162,19 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
     for p, exts in ((output, RECON_EXTS), (gif, (".gif",)), (montage, (".png",)), (plot, (".png",))):
         if p:
             check_output(p, overwrite, exts=exts)
-    d, ref = _reference(data, gt, key, slice_index)
-    r = _run(d, method, iters, seed, device, quiet, ref, output, opts)
-    from ..mri.io import save_recon
+    from ..mri.io import count_slices, save_recon
 
+    n_slices = count_slices(data) if slice_index is None else 1
+    if n_slices > 1:
+        if gt or plot or resume or opts.get("checkpoint_every"):
+            raise InputError("--gt, --plot, --checkpoint-every and --resume take one slice: add --slice N")
+        r, d, ref = _all_slices(data, n_slices, method, iters, seed, device, quiet, output, opts, compress)
+    else:
+        d, ref = _reference(data, gt, key, slice_index, compress)
+        r = _run(d, method, iters, seed, device, quiet, ref, output, opts)
     for p in (output, gif, montage):
         if p:
-            save_recon(p, r.image, overwrite)
+            save_recon(p, r.image, overwrite, voxel_mm=d.meta.get("voxel_mm"))
     m = r.metrics or None
     if plot and method == "tddip":
         from ..plotting import save_dynamic_report
@@ -180,7 +189,10 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
         echo(f"oracle: after pretraining PSNR {mri_metrics(info['pretrained'], ref)['psnr']:.2f} dB")
     if info.get("oracle_best_sweep") is not None:
         echo(f"oracle: best sweep {info['oracle_best_sweep'] + 1}: {info['oracle_best_psnr']:.2f} dB")
-    line = f"{output}: {method}, {d.frames} frame(s), {r.seconds:.1f} s"
+    what = f"{n_slices} slices" if n_slices > 1 else f"{d.frames} frame(s)"
+    line = f"{output}: {method}, {what}, {r.seconds:.1f} s"
+    if d.meta.get("compressed_to"):
+        line += f", {d.meta['compressed_to']} virtual coils ({100 * d.meta['energy_kept']:.2f} % energy)"
     if method == "gip":
         line += ", " + " + ".join(f"{s['stage']} {s['steps']}" for s in info["stages"]) + " steps"
     if method == "tddip":
@@ -192,13 +204,37 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
     echo(line)
 
 
-def _reference(data, gt, key, slice_index):
+def _all_slices(data, n, method, iters, seed, device, quiet, output, opts, compress):
+    """Every slice of a multi-slice file, one after another, stacked into one result (slices as frames)."""
+    import dataclasses
+
+    import torch
+
+    from ..mri.io import load_data
+    from ..mri.metrics import mri_metrics
+
+    results, refs = [], []
+    for s in range(n):
+        if not quiet:
+            echo(f"slice {s + 1}/{n}", err=True)
+        d = load_data(data, slice_index=s, compress=compress)
+        results.append(_run(d, method, iters, seed, device, quiet, d.gt, output, opts))
+        refs.append(d.gt)
+    image = torch.cat([r.image for r in results])
+    ref = torch.cat(refs) if all(g is not None for g in refs) else None
+    r = dataclasses.replace(results[0], image=image, seconds=sum(x.seconds for x in results),
+                            metrics=mri_metrics(image, ref) if ref is not None else {},
+                            info={**results[0].info, "slices": [x.info for x in results]})
+    return r, d, ref
+
+
+def _reference(data, gt, key, slice_index, compress=None):
     import numpy as np
     import torch
 
     from ..mri.io import load_data, load_series
 
-    d = load_data(data, slice_index=slice_index)
+    d = load_data(data, slice_index=slice_index, compress=compress)
     ref = d.gt
     if gt:
         g = load_series(gt, key)

@@ -116,7 +116,7 @@ def save_data(path, data: MRIData, overwrite: bool = False) -> None:
             tmp.unlink()
 
 
-def load_data(path, *, slice_index: int | None = None, calib: int = 24) -> MRIData:
+def load_data(path, *, slice_index: int | None = None, calib: int = 24, compress: int | None = None) -> MRIData:
     """Read k-space: deepprior's own .h5, a fastMRI .h5 (``kspace`` (slices, coils, H, W); the mask is taken
     from the non-zero phase-encode columns, coil maps estimated from the centre), Cartesian ISMRMRD, or
     measured raw k-space (Siemens ``.dat``, BART ``.cfl``, ``.npy``/``.npz``: see :mod:`deepprior.mri.raw` —
@@ -129,8 +129,9 @@ def load_data(path, *, slice_index: int | None = None, calib: int = 24) -> MRIDa
     if is_raw(path):
         raw = read_raw(path)
         if raw.slices > 1 and slice_index is None:
-            raise InputError(f"{path} holds {raw.slices} slices; choose one with --slice N (0..{raw.slices - 1})")
-        return prepare(raw, slice_index or 0)
+            raise InputError(f"{path} holds {raw.slices} slices; choose one with slice_index (0..{raw.slices - 1}), "
+                             "or use load_slices for all")
+        return prepare(raw, slice_index or 0, compress=compress)
     check_readable(path, "k-space file")
     try:
         f = h5py.File(path, "r")
@@ -148,18 +149,19 @@ def load_data(path, *, slice_index: int | None = None, calib: int = 24) -> MRIDa
             meta = json.loads(f.attrs.get("meta", "{}"))
             shape = tuple(int(v) for v in f.attrs.get("shape", ())) or None
             return MRIData(get("kspace"), get("mask"), get("maps"), get("gt"), meta, traj=get("traj"), shape=shape)
-        k = np.asarray(f["kspace"])
-    # fastMRI: (slices, coils, H, W) multi-coil or (slices, H, W) single-coil
-    if not np.iscomplexobj(k):
-        raise InputError(f"{path}: 'kspace' must be complex, got {k.dtype}")
-    if k.ndim == 3:
-        k = k[:, None]
-    if k.ndim != 4:
-        raise InputError(f"{path}: fastMRI 'kspace' must be (slices, [coils,] H, W), got {k.shape}")
-    s = k.shape[0] // 2 if slice_index is None else slice_index
-    if not 0 <= s < k.shape[0]:
-        raise InputError(f"{path}: slice {s} out of range 0..{k.shape[0] - 1}")
-    ks = torch.from_numpy(k[s].astype(np.complex64))[None]  # (1, C, H, W)
+        # fastMRI: (slices, coils, H, W) multi-coil or (slices, H, W) single-coil; read one slice only
+        dset = f["kspace"]
+        if dset.ndim not in (3, 4):
+            raise InputError(f"{path}: fastMRI 'kspace' must be (slices, [coils,] H, W), got {dset.shape}")
+        if not np.issubdtype(dset.dtype, np.complexfloating):
+            raise InputError(f"{path}: 'kspace' must be complex, got {dset.dtype}")
+        s = dset.shape[0] // 2 if slice_index is None else slice_index
+        if not 0 <= s < dset.shape[0]:
+            raise InputError(f"{path}: slice {s} out of range 0..{dset.shape[0] - 1}")
+        k = np.asarray(dset[s])
+    if k.ndim == 2:
+        k = k[None]
+    ks = torch.from_numpy(k.astype(np.complex64))[None]  # (1, C, H, W)
     if not torch.isfinite(torch.view_as_real(ks)).all():
         raise InputError(f"{path}: k-space contains NaN or Inf")
     cols = (ks.abs().sum(dim=(0, 1, 2)) > 0).float()
@@ -167,6 +169,25 @@ def load_data(path, *, slice_index: int | None = None, calib: int = 24) -> MRIDa
     maps = estimate_maps(ks[0], center=calib) if ks.shape[1] > 1 else None
     scale = float(ks.abs().max())
     return MRIData(ks / scale, mask, maps, None, {"source": "fastMRI", "slice": s, "scale": scale})
+
+
+def count_slices(path) -> int:
+    """How many 2-D slices a k-space file holds (raw files and fastMRI; 1 for the others)."""
+    import h5py
+
+    path = Path(path)
+    from .raw import is_raw, read_raw
+
+    if is_raw(path):
+        return read_raw(path).slices
+    check_readable(path, "k-space file")
+    try:
+        with h5py.File(path, "r") as f:
+            if "kspace" in f and f.attrs.get("format") != "deepprior-mri-1" and f["kspace"].ndim >= 3:
+                return int(f["kspace"].shape[0])
+    except OSError:
+        return 1  # not HDF5: load_data gives the one-line error
+    return 1
 
 
 def load_ismrmrd(path, *, calib: int = 24) -> MRIData:
@@ -260,9 +281,10 @@ def save_dicom(path, x: torch.Tensor) -> None:
     ds.save_as(str(path), enforce_file_format=True)
 
 
-def save_recon(path, x: torch.Tensor, overwrite: bool = False) -> None:
+def save_recon(path, x: torch.Tensor, overwrite: bool = False, voxel_mm=None) -> None:
     """Write a complex reconstruction ``(T, H, W)``: .h5 / .npy keep it complex; .nii/.nii.gz,
-    .dcm (multi-frame DICOM), .png (frame montage) and .gif (cine) write the magnitude."""
+    .dcm (multi-frame DICOM), .png (frame montage) and .gif (cine) write the magnitude. ``voxel_mm``
+    (H, W[, slice]) sets the NIfTI voxel size (from the raw header when it has one; else 1 mm)."""
     from ..errors import OutputExistsError
 
     path = Path(path)
@@ -283,7 +305,10 @@ def save_recon(path, x: torch.Tensor, overwrite: bool = False) -> None:
         elif name.endswith((".nii", ".nii.gz")):
             import nibabel as nib
 
-            nib.save(nib.Nifti1Image(np.abs(a).transpose(1, 2, 0).astype(np.float32), np.eye(4)), tmp)
+            affine = np.eye(4)
+            if voxel_mm is not None:
+                affine[:3, :3] = np.diag([*list(voxel_mm)[:3], *([1.0] * (3 - len(list(voxel_mm)[:3])))])
+            nib.save(nib.Nifti1Image(np.abs(a).transpose(1, 2, 0).astype(np.float32), affine), tmp)
         elif name.endswith(".png"):
             save_montage(tmp, x)
         elif name.endswith(".gif"):
