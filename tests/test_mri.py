@@ -287,9 +287,12 @@ def test_ismrmrd_reader_roundtrip(tmp_path):
     p = tmp_path / "raw.h5"
     d = ismrmrd.Dataset(str(p), "dataset", create_if_needed=True)
     d.write_xml_header(ISMRMRD_XML.format(nx=nx, ny=ny, rx=rx, nym=ny - 1, nyc=ny // 2))
-    noise = ismrmrd.Acquisition.from_array(np.zeros((c, nx), np.complex64))
-    noise.setFlag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
-    d.append_acquisition(noise)
+    rng = np.random.default_rng(0)
+    for _ in range(16):  # unit-variance white noise scans: whitening must leave the data (nearly) as they are
+        n = (rng.standard_normal((c, nx)) + 1j * rng.standard_normal((c, nx))) / np.sqrt(2)
+        noise = ismrmrd.Acquisition.from_array(n.astype(np.complex64))
+        noise.setFlag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
+        d.append_acquisition(noise)
     for ph in range(t):
         for ky in range(ny):
             a = ismrmrd.Acquisition.from_array(full[ph, :, :, ky].numpy())
@@ -298,7 +301,7 @@ def test_ismrmrd_reader_roundtrip(tmp_path):
             d.append_acquisition(a)
     d.close()
     data = load_data(p)
-    assert data.kspace.shape == (t, c, rx, ny) and data.mask.min() == 1
+    assert data.kspace.shape == (t, c, rx, ny) and data.mask.min() == 1 and data.meta["whitened"]
     x = cg_sense(data.operator, data.kspace, iters=30)
     ref = img[:, 8:24, :]  # the central FOV along the readout
     m = mri_metrics(x * data.meta["scale"], ref)
@@ -330,3 +333,37 @@ def test_centred_fft_equals_the_shift_definition(shape):
     sh = lambda f, v: torch.fft.fftshift(f(torch.fft.ifftshift(v, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))  # noqa: E731
     assert torch.allclose(fft2c(x), sh(torch.fft.fft2, x), atol=1e-5)
     assert torch.allclose(ifft2c(x), sh(torch.fft.ifft2, x), atol=1e-5)
+
+
+def test_ismrmrd_counters_are_kept_apart_never_overwritten(tmp_path):
+    import ismrmrd
+
+    from deepprior.errors import InputError
+    from deepprior.mri.io import load_data
+
+    c, n = 2, 16
+    maps = birdcage_maps(c, n, n)
+
+    def write(name, counter):
+        p = tmp_path / name
+        d = ismrmrd.Dataset(str(p), "dataset", create_if_needed=True)
+        d.write_xml_header(ISMRMRD_XML.format(nx=n, ny=n, rx=n, nym=n - 1, nyc=n // 2))
+        for v, level in ((0, 1.0), (1, 0.5)):
+            full = fft2c(torch.full((1, n, n), level, dtype=torch.complex64)[:, None] * maps)
+            for ky in range(n):
+                a = ismrmrd.Acquisition.from_array(full[0, :, :, ky].numpy())
+                a.idx.kspace_encode_step_1 = ky
+                setattr(a.idx, counter, v)
+                d.append_acquisition(a)
+        d.close()
+        return p
+
+    with pytest.raises(InputError, match="average"):
+        load_data(write("avg.h5", "average"))
+    p = write("sli.h5", "slice")
+    with pytest.raises(InputError, match="2 slices"):
+        load_data(p)
+    s0, s1 = load_data(p, slice_index=0), load_data(p, slice_index=1)
+    assert s0.kspace.shape == (1, c, n, n) and s0.mask.min() == 1
+    # each slice is scaled on its own (max |k| = 1), so compare their raw scales: slice 1 is half as bright
+    assert s1.meta["scale"] == pytest.approx(0.5 * s0.meta["scale"], rel=1e-4)

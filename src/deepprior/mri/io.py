@@ -140,7 +140,7 @@ def load_data(path, *, slice_index: int | None = None, calib: int = 24, compress
     with f:
         if "dataset" in f and "xml" in f["dataset"]:
             f.close()
-            return load_ismrmrd(path, calib=calib)
+            return load_ismrmrd(path, calib=calib, slice_index=slice_index)
         if "kspace" not in f:
             raise InputError(f"{path} has no 'kspace' dataset (keys: {', '.join(f.keys()) or 'none'}); "
                              "expected a deepprior or fastMRI file")
@@ -190,14 +190,17 @@ def count_slices(path) -> int:
     return 1
 
 
-def load_ismrmrd(path, *, calib: int = 24) -> MRIData:
-    """Read Cartesian ISMRMRD raw data into ``MRIData``: frames from ``idx.phase`` (cardiac
-    phases), lines from ``idx.kspace_encode_step_1``; noise scans skipped; readout oversampling
-    removed by cropping to the reconstruction matrix in image space; coil maps estimated from the
-    fully sampled centre (time-averaged)."""
+def load_ismrmrd(path, *, calib: int = 24, slice_index: int | None = None) -> MRIData:
+    """Read Cartesian ISMRMRD raw data into ``MRIData``: frames from ``idx.phase`` (cardiac phases), lines
+    from ``idx.kspace_encode_step_1`` placed relative to the header's encoding centre; noise scans pre-whiten
+    the coils; readout oversampling removed by cropping to the reconstruction matrix in image space; coil
+    maps estimated from the fully sampled centre (time-averaged). Slices are kept apart (``slice_index``
+    picks one); averages, contrasts, repetitions, sets and 3-D partitions with more than one value — and a
+    line acquired twice — are refused rather than overwritten."""
     import ismrmrd
     import ismrmrd.xsd
 
+    from .calib import whiten, whitening_matrix
     from .fft import fft2c, ifft2c
 
     path = Path(path)
@@ -206,34 +209,63 @@ def load_ismrmrd(path, *, calib: int = 24) -> MRIData:
         header = ismrmrd.xsd.CreateFromDocument(dset.read_xml_header())
     except Exception as e:
         raise InputError(f"cannot read ISMRMRD file {path}: {e}") from None
+    noise = []
     try:
         enc = header.encoding[0]
         if str(enc.trajectory).split(".")[-1].lower() != "cartesian":
             raise InputError(f"{path}: only Cartesian ISMRMRD data are supported (trajectory {enc.trajectory})")
         nx, ny = enc.encodedSpace.matrixSize.x, enc.encodedSpace.matrixSize.y
         rx = enc.reconSpace.matrixSize.x
+        limits = getattr(enc, "encodingLimits", None)
+        step1 = getattr(limits, "kspace_encoding_step_1", None) if limits is not None else None
+        centre = getattr(step1, "center", None)
+        shift = ny // 2 - int(centre) if centre is not None else 0
         acqs = []
         for i in range(dset.number_of_acquisitions()):
             a = dset.read_acquisition(i)
             if a.isFlagSet(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
+                noise.append(np.asarray(a.data))
                 continue
-            acqs.append((a.idx.phase, a.idx.kspace_encode_step_1, np.asarray(a.data)))
+            idx = a.idx
+            counters = {"slice": idx.slice, "average": idx.average, "contrast": idx.contrast,
+                        "repetition": idx.repetition, "set": idx.set, "partition": idx.kspace_encode_step_2}
+            acqs.append((idx.phase, idx.kspace_encode_step_1 + shift, counters, np.asarray(a.data)))
     finally:
         dset.close()
     if not acqs:
         raise InputError(f"{path}: no imaging acquisitions")
-    frames = max(p for p, _, _ in acqs) + 1
-    coils, samples = acqs[0][2].shape
-    if samples != nx or any(d.shape != (coils, samples) for _, _, d in acqs):
+    slices = sorted({c["slice"] for _, _, c, _ in acqs})
+    if len(slices) > 1 and slice_index is None:
+        raise InputError(f"{path} holds {len(slices)} slices; choose one with --slice N (0..{len(slices) - 1})")
+    if slice_index is not None:
+        if not 0 <= slice_index < len(slices):
+            raise InputError(f"{path}: slice {slice_index} out of range 0..{len(slices) - 1}")
+        acqs = [a for a in acqs if a[2]["slice"] == slices[slice_index]]
+    for name in ("average", "contrast", "repetition", "set", "partition"):
+        values = {c[name] for _, _, c, _ in acqs}
+        if len(values) > 1:
+            raise InputError(f"{path}: {len(values)} different {name} counters; only one {name} per file is "
+                             "supported (nothing is merged or overwritten)")
+    frames = max(p for p, _, _, _ in acqs) + 1
+    coils, samples = acqs[0][3].shape
+    if samples != nx or any(d.shape != (coils, samples) for _, _, _, d in acqs):
         raise InputError(f"{path}: acquisitions must all have {coils} coils × {nx} samples")
     k = np.zeros((frames, coils, nx, ny), np.complex64)
     mask = np.zeros((frames, nx, ny), np.float32)
-    for ph, ky, d in acqs:
+    for ph, ky, _, d in acqs:
         if not 0 <= ky < ny:
             raise InputError(f"{path}: phase-encode index {ky} outside the matrix 0..{ny - 1}")
+        if mask[ph, 0, ky]:
+            raise InputError(f"{path}: line {ky} of phase {ph} is acquired twice (averages without an average "
+                             "counter?); nothing is overwritten")
         k[ph, :, :, ky] = d
         mask[ph, :, ky] = 1
     kt = torch.from_numpy(k)
+    meta = {"source": "ISMRMRD"}
+    if noise and all(n.shape[0] == coils for n in noise):
+        w = whitening_matrix(torch.from_numpy(np.concatenate(noise, axis=1).astype(np.complex64)))
+        kt = whiten(kt, w, coil_dim=1)
+        meta["whitened"] = True
     if rx < nx:  # remove readout oversampling: crop the FOV along the readout in image space
         img = ifft2c(kt)
         c0 = (nx - rx) // 2
@@ -244,7 +276,7 @@ def load_ismrmrd(path, *, calib: int = 24) -> MRIData:
     scale = float(kt.abs().max()) or 1.0
     kt = kt / scale
     maps = estimate_maps(kt, center=calib) if coils > 1 else None
-    return MRIData(kt, torch.from_numpy(mask), maps, None, {"source": "ISMRMRD", "scale": scale})
+    return MRIData(kt, torch.from_numpy(mask), maps, None, {**meta, "scale": scale})
 
 
 def save_dicom(path, x: torch.Tensor) -> None:
