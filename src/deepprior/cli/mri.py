@@ -36,9 +36,14 @@ def mri():
               help="Fully sampled centre lines (default 8; 24 for measured k-space, whose coil maps come from it).")
 @click.option("--spokes", type=click.IntRange(min=1), default=None, help="Golden-angle radial: spokes per frame.")
 @click.option("--snr", type=float, default=40.0, show_default=True, help="SNR in dB of the sampled k-space.")
+@click.option("--maps", "maps_path", type=click.Path(), default=None,
+              help="Measured coil maps instead of birdcage ones: complex .npy (coils, H, W) or BART .cfl (ecalib).")
+@click.option("--oversample", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Simulate the object on an N× finer grid and keep the central k-space (no inverse crime).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True)
-def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr, seed, overwrite):
+def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr, maps_path, oversample, seed,
+                 overwrite):
     """Simulate k-space from a magnitude SERIES (.mat/.npy/.npz/.nii): phase, coils, sampling, noise — or
     undersample *fully sampled measured* k-space (Siemens .dat, BART .cfl, complex .npy/.npz) with --pattern
     at --accel, keeping the fully sampled reconstruction as the reference."""
@@ -63,11 +68,44 @@ def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr
     center = 8 if center is None else center
     if pattern == "radial" and spokes is None:
         spokes = 13
+    maps = _load_maps(maps_path) if maps_path else None
     d = simulate(abs(s), coils=coils, pattern=pattern, accel=accel, center=center, snr_db=snr, seed=seed,
-                 spokes=spokes if pattern == "radial" else None)
+                 spokes=spokes if pattern == "radial" else None, maps=maps, oversample=oversample)
+    coils = d.kspace.shape[1]
     save_data(output, d, overwrite)
     what = f"{spokes} golden-angle spokes/frame" if d.radial else f"{pattern} R={d.acceleration:.1f}"
+    if maps_path:
+        what += f", measured maps from {maps_path}"
+    if oversample > 1:
+        what += f", {oversample}× finer object grid"
     echo(f"{output}: {d.frames} frame(s) {d.shape[0]}×{d.shape[1]}, {coils} coil(s), {what}, SNR {snr} dB, seed {seed}")
+
+
+def _load_maps(path):
+    """Coil maps from a complex .npy ``(coils, H, W)`` or a BART .cfl/.hdr (``bart ecalib``: the first set)."""
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from ..io import check_readable
+    from ..mri.raw import read_cfl
+
+    p = Path(path)
+    if p.suffix.lower() in (".cfl", ".hdr"):
+        a = read_cfl(p)
+        a = a.reshape(*a.shape[:4], -1, order="F")[:, :, 0, :, 0].transpose(2, 0, 1) if a.ndim >= 4 else None
+    elif p.suffix.lower() == ".npy":
+        check_readable(p, "coil maps")
+        try:
+            a = np.load(p, allow_pickle=False)
+        except Exception as e:  # noqa: BLE001
+            raise InputError(f"cannot read coil maps {p}: {e}") from None
+    else:
+        raise InputError(f"{p}: coil maps must be a complex .npy (coils, H, W) or a BART .cfl")
+    if a is None or a.ndim != 3 or not np.iscomplexobj(a) or not np.isfinite(a).all():
+        raise InputError(f"{p}: coil maps must be finite complex (coils, H, W)")
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.complex64))
 
 
 def _is_series_npy(path, key) -> bool:

@@ -117,6 +117,27 @@ class MRIData:
         return float(self.mask.numel() / max(self.mask.sum().item(), 1))
 
 
+def _finer(series: Tensor, maps: Tensor | None, f: int, seed: int, phase: bool) -> tuple[Tensor, Tensor]:
+    """The object on an f× finer grid (bicubic magnitude, phase and maps there); returns the reference (the
+    object low-passed to the H×W grid) and every coil's k-space cropped to the central H×W, both scaled so that
+    a constant object keeps its value."""
+    import torch.nn.functional as F
+
+    from .fft import fft2c, ifft2c
+
+    t, h, w = series.shape
+    mag = F.interpolate((series.abs() / series.abs().max()).float()[:, None], size=(f * h, f * w), mode="bicubic",
+                        align_corners=False)[:, 0].clamp(min=0)
+    fine = mag.to(torch.complex64)
+    if phase:
+        fine = fine * torch.exp(1j * smooth_phase(f * h, f * w, seed)).to(torch.complex64)
+    y0, x0 = (f * h - h) // 2, (f * w - w) // 2
+    crop = lambda k: k[..., y0:y0 + h, x0:x0 + w] / f  # noqa: E731 - orthonormal FFTs: 1/f keeps the values
+    gt = ifft2c(crop(fft2c(fine)))
+    coil_imgs = fine[:, None] * (resample_maps(maps, f * h, f * w) if maps is not None else 1)
+    return gt, crop(fft2c(coil_imgs)).to(torch.complex64)
+
+
 def smooth_phase(h: int, w: int, seed: int = 0, strength: float = math.pi / 2) -> Tensor:
     """A random low-order polynomial phase map (radians), as B0/receiver phase looks."""
     g = torch.Generator().manual_seed(seed)
@@ -126,8 +147,30 @@ def smooth_phase(h: int, w: int, seed: int = 0, strength: float = math.pi / 2) -
     return strength * (c[0] * x + c[1] * y + c[2] * x * y + c[3] * x**2 + c[4] * y**2 + 0.2 * c[5])
 
 
+def resample_maps(maps: Tensor, h: int, w: int) -> Tensor:
+    """Coil maps ``(C, H', W')`` resampled to ``(C, h, w)`` (bilinear on real and imaginary parts) and normalised
+    to Σ|S|² = 1 where they are non-zero — measured maps (e.g. ESPIRiT of a real scan) for a simulation.
+
+    >>> from deepprior.mri.coils import birdcage_maps
+    >>> m = resample_maps(birdcage_maps(4, 32, 32), 20, 24)
+    >>> tuple(m.shape), round(float(m.abs().square().sum(0).mean()), 4)
+    ((4, 20, 24), 1.0)
+    """
+    import torch.nn.functional as F
+
+    m = torch.as_tensor(maps).to(torch.complex64)
+    if m.ndim != 3:
+        raise InputError(f"coil maps must be (coils, H, W), got shape {tuple(m.shape)}")
+    support = F.interpolate((m.abs().square().sum(0) > 0).float()[None, None], size=(h, w), mode="nearest")[0, 0] > 0
+    ri = F.interpolate(torch.view_as_real(m).permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)
+    out = torch.complex(ri[:, 0], ri[:, 1]) * support
+    norm = out.abs().square().sum(0, keepdim=True).sqrt()
+    return torch.where(norm > 0, out / norm.clamp(min=1e-12), out)
+
+
 def simulate(series, *, coils: int = 8, pattern: str = "kt-random", accel: float = 8, center: int = 8,
-             snr_db: float | None = 40.0, phase: bool = True, seed: int = 0, spokes: int | None = None) -> MRIData:
+             snr_db: float | None = 40.0, phase: bool = True, seed: int = 0, spokes: int | None = None,
+             maps: Tensor | None = None, oversample: int = 1) -> MRIData:
     """Simulate multi-coil undersampled k-space from a magnitude series ``(T, H, W)`` or ``(H, W)``.
 
     The magnitude is scaled to max 1, given a smooth phase (``phase``), multiplied by birdcage
@@ -137,6 +180,12 @@ def simulate(series, *, coils: int = 8, pattern: str = "kt-random", accel: float
     = no noise). ``pattern='radial'`` (or ``spokes=N``) samples ``N`` golden-angle spokes per frame
     (readout oversampling 2) through the NUFFT instead. Everything is seeded by ``seed``. The complex
     image is kept as ``gt``.
+
+    Without the inverse crime: ``maps`` takes measured coil maps (any size: resampled, see
+    :func:`resample_maps`) instead of birdcage maps; ``oversample=2`` simulates the object on a 2× finer grid
+    (bicubic magnitude, phase and maps there), so that its k-space is not band-limited to the reconstruction
+    grid, and keeps the central H×W of that k-space (Cartesian only); ``gt`` is then the same low-passed object,
+    the best any reconstruction on the H×W grid can do.
 
     >>> d = simulate(torch.rand(4, 32, 32), coils=4, accel=4, seed=0)
     >>> tuple(d.kspace.shape), round(d.acceleration)
@@ -156,7 +205,17 @@ def simulate(series, *, coils: int = 8, pattern: str = "kt-random", accel: float
     if phase:
         img = img * torch.exp(1j * smooth_phase(h, w, seed))
     img = img.to(torch.complex64)
-    maps = birdcage_maps(coils, h, w) if coils > 1 else None
+    if maps is not None:
+        maps = resample_maps(maps, h, w)
+        coils = maps.shape[0]
+    else:
+        maps = birdcage_maps(coils, h, w) if coils > 1 else None
+    if oversample != 1:
+        if pattern == "radial" or oversample < 1 or int(oversample) != oversample:
+            raise InputError(f"oversample must be an integer ≥ 1 and the sampling Cartesian, got {oversample}, {pattern}")
+        img, coil_k = _finer(s, maps, int(oversample), seed, phase)
+    else:
+        coil_k = None
     if pattern == "radial":
         from .nufft import RadialSENSE
         from .sampling import golden_angle_radial
@@ -168,7 +227,7 @@ def simulate(series, *, coils: int = 8, pattern: str = "kt-random", accel: float
     else:
         traj = None
         mask = cartesian_mask(t, h, w, accel=accel, center=center, pattern=pattern, seed=seed)
-        k = CartesianSENSE(mask, maps)(img)
+        k = CartesianSENSE(mask, maps)(img) if coil_k is None else coil_k * mask[:, None]
         sel = mask.unsqueeze(1).expand_as(k)
     if snr_db is not None:
         sampled = k[sel > 0]
@@ -177,6 +236,7 @@ def simulate(series, *, coils: int = 8, pattern: str = "kt-random", accel: float
         noise = torch.complex(torch.randn(k.shape, generator=g), torch.randn(k.shape, generator=g)) * (sigma / math.sqrt(2))
         k = (k + noise * sel).to(torch.complex64)
     meta = {"coils": coils, "pattern": pattern, "accel_nominal": accel, "center": center, "snr_db": snr_db,
+            "oversample": oversample,
             "seed": seed, "phase": phase}
     if traj is not None:
         meta.update(spokes=spokes or 13, oversampling=2)
