@@ -200,15 +200,19 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
     for p, exts in ((output, RECON_EXTS), (gif, (".gif",)), (montage, (".png",)), (plot, (".png",))):
         if p:
             check_output(p, overwrite, exts=exts)
-    from ..mri.io import count_slices, save_recon
+    from ..mri.io import load_data, open_slices, save_recon
 
-    n_slices = count_slices(data) if slice_index is None else 1
+    if slice_index is None:
+        n_slices, load = open_slices(data, compress=compress)  # a raw file is read once, whatever its slices
+    else:
+        n_slices, load = 1, lambda s: load_data(data, slice_index=slice_index, compress=compress)
     if n_slices > 1:
         if gt or plot or resume or opts.get("checkpoint_every"):
             raise InputError("--gt, --plot, --checkpoint-every and --resume take one slice: add --slice N")
-        r, d, ref = _all_slices(data, n_slices, method, iters, seed, device, quiet, output, opts, compress)
+        r, d, ref = _all_slices(load, n_slices, method, iters, seed, device, quiet, output, opts)
     else:
-        d, ref = _reference(data, gt, key, slice_index, compress)
+        d = load(0)
+        ref = _reference(d, gt, key)
         r = _run(d, method, iters, seed, device, quiet, ref, output, opts)
     for p in (output, gif, montage):
         if p:
@@ -242,20 +246,19 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
     echo(line)
 
 
-def _all_slices(data, n, method, iters, seed, device, quiet, output, opts, compress):
+def _all_slices(load, n, method, iters, seed, device, quiet, output, opts):
     """Every slice of a multi-slice file, one after another, stacked into one result (slices as frames)."""
     import dataclasses
 
     import torch
 
-    from ..mri.io import load_data
     from ..mri.metrics import mri_metrics
 
     results, refs = [], []
     for s in range(n):
         if not quiet:
             echo(f"slice {s + 1}/{n}", err=True)
-        d = load_data(data, slice_index=s, compress=compress)
+        d = load(s)
         results.append(_run(d, method, iters, seed, device, quiet, d.gt, output, opts))
         refs.append(d.gt)
     image = torch.cat([r.image for r in results])
@@ -266,20 +269,20 @@ def _all_slices(data, n, method, iters, seed, device, quiet, output, opts, compr
     return r, d, ref
 
 
-def _reference(data, gt, key, slice_index, compress=None):
+def _reference(d, gt, key):
+    """The reference to score against: --gt (scaled to max 1), else the one stored with the data, if any."""
     import numpy as np
     import torch
 
-    from ..mri.io import load_data, load_series
+    from ..mri.io import load_series
 
-    d = load_data(data, slice_index=slice_index, compress=compress)
-    ref = d.gt
-    if gt:
-        g = load_series(gt, key)
-        ref = torch.from_numpy(np.abs(g) / np.abs(g).max()).to(torch.complex64)
-        if tuple(ref.shape) != (d.frames, *d.shape):
-            raise InputError(f"--gt is {tuple(ref.shape)} but the data reconstruct to {(d.frames, *d.shape)}")
-    return d, ref
+    if not gt:
+        return d.gt
+    g = load_series(gt, key)
+    ref = torch.from_numpy(np.abs(g) / np.abs(g).max()).to(torch.complex64)
+    if tuple(ref.shape) != (d.frames, *d.shape):
+        raise InputError(f"--gt is {tuple(ref.shape)} but the data reconstruct to {(d.frames, *d.shape)}")
+    return ref
 
 
 def _run(d, method, iters, seed, device, quiet, ref, output, opts):

@@ -102,11 +102,13 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
     support = torch.ones(data.shape, device=dev) if data.maps is None else \
         (data.maps.abs().square().sum(0) > 0).to(torch.float32)
     to_image = lambda x: c2c(x) / scale[:, None, None] * support  # noqa: E731
-    frame_loss = FrameLosses(op, y)
+    # One frame: its loss is the loop's own data term; only a series needs the extra per-frame misfit.
+    frame_loss = FrameLosses(op, y) if t > 1 else None
     cfg = FitConfig().replace(**{**p["fit"], **{k: v for k, v in fit_overrides.items() if v is not None}})
     with image_on_interrupt(to_image):
-        result = fit(param, op, y, cfg, callbacks=[*cbs, frame_loss])
+        result = fit(param, op, y, cfg, callbacks=cbs if frame_loss is None else [*cbs, frame_loss])
     img = to_image(result.output).detach().cpu()
-    return img, {"history": result.history, "frame_loss": frame_loss.history, "iters": result.iters_run,
+    per_frame = [[v] for v in result.history["data"]] if frame_loss is None else frame_loss.history
+    return img, {"history": result.history, "frame_loss": per_frame, "iters": result.iters_run,
                  "scale": scale.tolist(), "backtracks": result.backtracks, "fit": result,
                  "selected": result.selected_iter, "stop": stop}

@@ -171,23 +171,29 @@ def load_data(path, *, slice_index: int | None = None, calib: int = 24, compress
     return MRIData(ks / scale, mask, maps, None, {"source": "fastMRI", "slice": s, "scale": scale})
 
 
-def count_slices(path) -> int:
-    """How many 2-D slices a k-space file holds (raw files and fastMRI; 1 for the others)."""
+def open_slices(path, *, compress: int | None = None):
+    """``(number of 2-D slices, load)`` with ``load(s)`` → the :class:`MRIData` of slice ``s``. A raw file
+    (Siemens, BART, ``.npy``) is read once and prepared slice by slice; a fastMRI file is read one slice at a
+    time; other files hold one slice (``load(0)`` reads them as :func:`load_data` does)."""
     import h5py
 
-    path = Path(path)
-    from .raw import is_raw, read_raw
+    from .raw import is_raw, prepare, read_raw
 
+    path = Path(path)
     if is_raw(path):
-        return read_raw(path).slices
+        raw = read_raw(path)
+        return raw.slices, lambda s: prepare(raw, s, compress=compress)
     check_readable(path, "k-space file")
+    n = 1
     try:
         with h5py.File(path, "r") as f:
             if "kspace" in f and f.attrs.get("format") != "deepprior-mri-1" and f["kspace"].ndim >= 3:
-                return int(f["kspace"].shape[0])
+                n = int(f["kspace"].shape[0])
     except OSError:
-        return 1  # not HDF5: load_data gives the one-line error
-    return 1
+        pass  # not HDF5: load_data gives the one-line error
+    if n == 1:
+        return 1, lambda s: load_data(path, compress=compress)
+    return n, lambda s: load_data(path, slice_index=s, compress=compress)
 
 
 def load_ismrmrd(path, *, calib: int = 24, slice_index: int | None = None) -> MRIData:
