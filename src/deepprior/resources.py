@@ -48,13 +48,24 @@ def activation_bytes(param: nn.Module) -> int:
     return total
 
 
+# What a fit allocates whatever its size: kernel workspaces and primitive caches, allocator slack. Measured
+# peaks of the same 256² denoise-fast fit vary by ±60 MiB from run to run (0.41–0.53 GiB), which once went
+# 2 % over an estimate that had no such allowance.
+RUNTIME_OVERHEAD = 128 * 2**20
+
+
 def estimate_fit_bytes(param: nn.Module, image_bytes: int, extra_images: int = 4) -> int:
     """Peak memory of a fit: activations (kept for backward, as much again for their gradients, and a
     quarter more for what functional ops inside ``forward`` — concatenations, resizes — allocate
-    outside any module), parameters + gradients + Adam moments, and ``extra_images`` copies of the
-    output (EMA, best, …)."""
-    n_params = sum(p.numel() * p.element_size() for p in param.parameters())
-    return int(2.5 * activation_bytes(param) + 4 * n_params + extra_images * image_bytes)
+    outside any module), parameters + gradients + Adam moments, ``extra_images`` copies of the
+    output (EMA, best, …) and a fixed :data:`RUNTIME_OVERHEAD`."""
+    return int(2.5 * activation_bytes(param) + extra_images * image_bytes + fixed_fit_bytes(param))
+
+
+def fixed_fit_bytes(param: nn.Module) -> int:
+    """The part of :func:`estimate_fit_bytes` that does not grow with the image: parameters, their gradients
+    and Adam's two moments, and the runtime overhead."""
+    return 4 * sum(p.numel() * p.element_size() for p in param.parameters()) + RUNTIME_OVERHEAD
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -81,11 +92,13 @@ def available_bytes(device: torch.device) -> int | None:
     return avail
 
 
-def check_memory(need: int, device: torch.device, *, what: str, alternatives=(), pixels: int | None = None,
-                 margin: float = 0.9, available: int | None = None) -> None:
+def check_memory(need: int, device: torch.device, *, what: str, alternatives=(), side: int | None = None,
+                 at_side=None, margin: float = 0.9, available: int | None = None) -> None:
     """Raise :class:`ResourceError` when ``need`` bytes exceed ``margin`` × the free memory, naming the
     first of ``alternatives`` — ``(label, bytes)`` pairs, or a callable returning them, evaluated only
-    when needed — that fits, or else a crop size that would."""
+    when needed — that fits, or else the largest square crop (a multiple of 16 up to ``side``) whose
+    estimate ``at_side(s)`` fits. (Weights, optimizer state, the runtime overhead and the networks' minimum
+    code size do not shrink with the image, so the crop is found by evaluating the estimate, not by scaling.)"""
     if os.environ.get("DEEPPRIOR_NO_MEMORY_GUARD"):
         return
     avail = available if available is not None else available_bytes(device)
@@ -97,7 +110,11 @@ def check_memory(need: int, device: torch.device, *, what: str, alternatives=(),
     fits = [label for label, b in alternatives if b <= margin * avail]
     if fits:
         msg += f"; {fits[0]} fits (about {dict(alternatives)[fits[0]] / GIB:.1f} GiB)"
-    elif pixels:
-        side = int((pixels * margin * avail / need) ** 0.5) // 16 * 16
-        msg += f"; crop or downscale the image to about {side}×{side} pixels"
+    elif side and at_side is not None:
+        lo, hi = 0, side // 16  # the largest k with at_side(16 k) within budget (the estimate grows with k)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if at_side(16 * mid) <= margin * avail else (lo, mid - 1)
+        msg += (f"; crop or downscale the image to about {16 * lo}×{16 * lo} pixels" if lo else
+                "; not even a 16×16 crop fits: free some memory")
     raise ResourceError(msg + " (set DEEPPRIOR_NO_MEMORY_GUARD=1 to try anyway)")

@@ -66,9 +66,11 @@ def build_dip(problem: Problem, preset: dict, *, seed: int = 0, device="cpu") ->
     return DIP(net, z, problem.out_hw, preset.get("reg_noise_std", 0.0), generator=jitter).to(dev)
 
 
-def _memory_guard(prob: Problem, param, name: str | None, dev: torch.device, window: int = 0) -> None:
+def _memory_guard(prob: Problem, param, preset: dict, name: str | None, dev: torch.device, window: int = 0) -> None:
     """Stop before a fit that cannot fit in memory, naming a lighter preset or a crop size that does.
     ``window``: images an ES-WMV ring buffer keeps (counted on top of the fit's own copies)."""
+    from dataclasses import replace
+
     from ..resources import check_memory, estimate_fit_bytes
 
     h, w = prob.out_hw
@@ -81,9 +83,14 @@ def _memory_guard(prob: Problem, param, name: str | None, dev: torch.device, win
                 out.append((f"--preset {alt}", estimate_fit_bytes(build_dip(prob, get_preset(alt), device="cpu"), img)))
         return out
 
+    def at_side(s: int) -> int:  # the same preset on an s×s crop
+        crop = replace(prob, out_hw=(s, s))
+        return estimate_fit_bytes(build_dip(crop, preset, device="cpu"), prob.channels * s * s * 4,
+                                  extra_images=4 + window)
+
     check_memory(estimate_fit_bytes(param, img, extra_images=4 + window), dev,
-                 what=f"DIP ({name or 'custom preset'}) at {h}×{w}",
-                 alternatives=alternatives, pixels=h * w)
+                 what=f"DIP ({name or 'custom preset'}) at {h}×{w}", alternatives=alternatives,
+                 side=min(h, w), at_side=None if preset["code"]["kind"] == "image" else at_side)
 
 
 def resolve_preset(problem: Problem, preset: str | dict | None = None, *, net: str | None = None,
@@ -189,7 +196,7 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
             raise ConfigError("a regularizer weight applies to the classical methods (tv, tv-aniso, wavelet), not dip")
         name, p = resolve_preset(prob, preset, **overrides)
         param = build_dip(prob, p, seed=seed, device=dev)
-        _memory_guard(prob, param, name, dev, window=getattr(stopper, "window", 0))
+        _memory_guard(prob, param, p, name, dev, window=getattr(stopper, "window", 0))
         cfg = FitConfig(**p["fit"])
         result = fit(param, prob.operator, prob.y, cfg, gt=gt, callbacks=callbacks, checkpoint=checkpoint,
                      checkpoint_every=checkpoint_every, resume=resume)
