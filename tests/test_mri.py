@@ -367,3 +367,11 @@ def test_ismrmrd_counters_are_kept_apart_never_overwritten(tmp_path):
     assert s0.kspace.shape == (1, c, n, n) and s0.mask.min() == 1
     # each slice is scaled on its own (max |k| = 1), so compare their raw scales: slice 1 is half as bright
     assert s1.meta["scale"] == pytest.approx(0.5 * s0.meta["scale"], rel=1e-4)
+    # `mri recon` takes every slice by default, read once, on one intensity scale for the volume
+    from deepprior.cli import main
+
+    out = tmp_path / "vol.npy"
+    assert main(["mri", "recon", str(p), "--method", "zerofill", "-o", str(out), "-q"]) == 0
+    vol = np.abs(np.load(out))
+    assert vol.shape == (2, n, n)
+    assert vol[1].mean() == pytest.approx(0.5 * vol[0].mean(), rel=1e-3)

@@ -126,7 +126,8 @@ def _is_series_npy(path, key) -> bool:
 
 # CLI option name → reconstruct() option name, for the options only some methods take.
 _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "batch": "batch", "patience": "patience",
-          "lambda-l": "lambda_l", "lambda-s": "lambda_s", "weight": "weight", "checkpoint-every": "checkpoint_every"}
+          "lambda-l": "lambda_l", "lambda-s": "lambda_s", "weight": "weight", "checkpoint-every": "checkpoint_every",
+          "lam": "lam", "tv-weight": "tv_weight"}
 
 
 @mri.command("recon")
@@ -156,6 +157,10 @@ _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "
 @click.option("--lambda-l", type=click.FloatRange(min=0), default=None, help="L+S: low-rank threshold (default 0.01).")
 @click.option("--lambda-s", type=click.FloatRange(min=0), default=None, help="L+S: sparse threshold (default 0.01).")
 @click.option("--weight", type=click.FloatRange(min=0), default=None, help="k-t TV or L1-wavelet weight (default 0.001).")
+@click.option("--lam", type=click.FloatRange(min=0), default=None,
+              help="grappa: Tikhonov weight of the kernel fit (default 0.01); cgsense: Tikhonov weight (default 0).")
+@click.option("--tv-weight", type=click.FloatRange(min=0), default=None,
+              help="dip: DIP-TV, a TV penalty on the network output (the tv method's scale; default 0 = none).")
 @click.option("--gt", type=click.Path(), default=None, help="Reference series (default: the one stored by simulate).")
 @click.option("--key", default=None, help="Variable of --gt in a .mat/.npz.")
 @click.option("--gif", type=click.Path(), default=None, help="Also write a cine GIF of |x|.")
@@ -254,15 +259,19 @@ def _all_slices(load, n, method, iters, seed, device, quiet, output, opts):
 
     from ..mri.metrics import mri_metrics
 
-    results, refs = [], []
+    results, refs, scales = [], [], []
     for s in range(n):
         if not quiet:
             echo(f"slice {s + 1}/{n}", err=True)
         d = load(s)
         results.append(_run(d, method, iters, seed, device, quiet, d.gt, output, opts))
         refs.append(d.gt)
-    image = torch.cat([r.image for r in results])
-    ref = torch.cat(refs) if all(g is not None for g in refs) else None
+        scales.append(float(d.meta.get("scale", 1.0)))  # what its k-space was divided by
+    # Each slice is reconstructed at its own scale; the volume gets one scale, the largest, so that
+    # slice-to-slice intensities are the scanner's.
+    rel = [v / max(scales) for v in scales]
+    image = torch.cat([r.image * f for r, f in zip(results, rel)])
+    ref = torch.cat([g * f for g, f in zip(refs, rel)]) if all(g is not None for g in refs) else None
     r = dataclasses.replace(results[0], image=image, seconds=sum(x.seconds for x in results),
                             metrics=mri_metrics(image, ref) if ref is not None else {},
                             info={**results[0].info, "slices": [x.info for x in results]})

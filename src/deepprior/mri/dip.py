@@ -15,6 +15,7 @@ from ..fit.stopping import Holdout
 from ..nets import build_net, make_code
 from ..params import DIP, BatchedDIP
 from ..presets import resolve
+from ..regularizers import TV
 from .common import image_on_interrupt, kspace_scale, split_kspace
 from .data import MRIData
 from .operators import ChannelsToComplex
@@ -34,6 +35,22 @@ class FrameLosses(Callback):
             self.history.append(r.reshape(r.shape[0], -1).mean(1).tolist())
 
 
+class ScaledTV(torch.nn.Module):
+    """DIP-TV's penalty on the generator output, on the classical TV's scale: with frame t fitted at scale
+    s_t, ``Σ_t s_t · TV_sum(x_t)`` divided by the number of k-space entries, so that the loop's objective is
+    ``(1/N_y) Σ_t s_t² (‖A x_t − y_t‖² + λ TV_sum(x_t))`` — the same λ as ``kt_tv``'s for every frame."""
+
+    def __init__(self, c2c, scale: Tensor, support: Tensor, n_y: int):
+        super().__init__()
+        self.c2c, self.scale, self.support, self.n_y = c2c, scale, support, n_y
+        self.tv = TV("iso")
+
+    def forward(self, x: Tensor) -> Tensor:
+        img = self.c2c(x) * self.support
+        per_frame = torch.stack([self.tv(f[None, None]) for f in img]) * img[0].numel()
+        return (self.scale * per_frame).sum() / self.n_y
+
+
 def build_static_dip(preset: dict, hw: tuple[int, int], seed: int = 0) -> DIP:
     """One frame's generator (2 linear output channels) and code from a static MRI preset, seeded."""
     spec = dict(preset["net"])
@@ -48,7 +65,7 @@ def build_static_dip(preset: dict, hw: tuple[int, int], seed: int = 0) -> DIP:
 
 
 def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0, callbacks=(), device="auto",
-               stop: str = "none", holdout: float = 0.05, patience: int | None = None,
+               stop: str = "none", holdout: float = 0.05, patience: int | None = None, tv_weight: float = 0.0,
                **fit_overrides) -> tuple[Tensor, dict]:
     """Reconstruct every frame of ``data`` with its own untrained generator (static DIP / ConvDecoder), all
     frames in one batched fit. Returns the complex image ``(T, H, W)`` and an info dict: ``history`` (the
@@ -59,7 +76,8 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
     backtracking, when the preset asks for it, acts on all frames together (the summed loss). Where the coil
     maps are zero the image is 0. ``stop='holdout'`` holds ``holdout`` of the acquired samples out of the fit,
     scores the EMA on them every 10 steps and delivers the best, stopping after ``patience`` (default 300)
-    steps without improvement.
+    steps without improvement. ``tv_weight`` λ > 0 adds DIP-TV's total-variation penalty on the output
+    (Liu et al., ICASSP 2019), with λ on the scale of the ``tv`` method's weight.
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
@@ -105,8 +123,14 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
     # One frame: its loss is the loop's own data term; only a series needs the extra per-frame misfit.
     frame_loss = FrameLosses(op, y) if t > 1 else None
     cfg = FitConfig().replace(**{**p["fit"], **{k: v for k, v in fit_overrides.items() if v is not None}})
+    reg = None
+    if tv_weight:
+        if tv_weight < 0:
+            raise ConfigError(f"tv_weight must be >= 0, got {tv_weight}")
+        reg = ScaledTV(c2c, scale, support, y.numel())
+        cfg = cfg.replace(reg_weight=tv_weight)
     with image_on_interrupt(to_image):
-        result = fit(param, op, y, cfg, callbacks=cbs if frame_loss is None else [*cbs, frame_loss])
+        result = fit(param, op, y, cfg, regularizer=reg, callbacks=cbs if frame_loss is None else [*cbs, frame_loss])
     img = to_image(result.output).detach().cpu()
     per_frame = [[v] for v in result.history["data"]] if frame_loss is None else frame_loss.history
     return img, {"history": result.history, "frame_loss": per_frame, "iters": result.iters_run,

@@ -140,7 +140,9 @@ def load_data(path, *, slice_index: int | None = None, calib: int = 24, compress
     with f:
         if "dataset" in f and "xml" in f["dataset"]:
             f.close()
-            return load_ismrmrd(path, calib=calib, slice_index=slice_index)
+            from .mrd import read_ismrmrd
+
+            return read_ismrmrd(path).load(slice_index, calib=calib, compress=compress)
         if "kspace" not in f:
             raise InputError(f"{path} has no 'kspace' dataset (keys: {', '.join(f.keys()) or 'none'}); "
                              "expected a deepprior or fastMRI file")
@@ -166,9 +168,16 @@ def load_data(path, *, slice_index: int | None = None, calib: int = 24, compress
         raise InputError(f"{path}: k-space contains NaN or Inf")
     cols = (ks.abs().sum(dim=(0, 1, 2)) > 0).float()
     mask = cols.expand(1, ks.shape[-2], ks.shape[-1]).contiguous()
+    meta = {"source": "fastMRI", "slice": s}
+    if compress is not None and compress < ks.shape[1]:
+        from .calib import compression_matrix, whiten
+
+        m, kept = compression_matrix(ks, compress, coil_dim=1)
+        ks = whiten(ks, m, coil_dim=1) * mask[:, None]
+        meta.update(compressed_to=compress, energy_kept=kept)
     maps = estimate_maps(ks[0], center=calib) if ks.shape[1] > 1 else None
     scale = float(ks.abs().max())
-    return MRIData(ks / scale, mask, maps, None, {"source": "fastMRI", "slice": s, "scale": scale})
+    return MRIData(ks / scale, mask, maps, None, {**meta, "scale": scale})
 
 
 def open_slices(path, *, compress: int | None = None):
@@ -187,102 +196,19 @@ def open_slices(path, *, compress: int | None = None):
     n = 1
     try:
         with h5py.File(path, "r") as f:
+            mrd = "dataset" in f and "xml" in f["dataset"]
             if "kspace" in f and f.attrs.get("format") != "deepprior-mri-1" and f["kspace"].ndim >= 3:
                 n = int(f["kspace"].shape[0])
     except OSError:
-        pass  # not HDF5: load_data gives the one-line error
+        mrd = False  # not HDF5: load_data gives the one-line error
+    if mrd:  # parsed once; each slice is assembled from the acquisitions in memory
+        from .mrd import read_ismrmrd
+
+        parsed = read_ismrmrd(path)
+        return parsed.slices, lambda s: parsed.load(s if parsed.slices > 1 else None, compress=compress)
     if n == 1:
         return 1, lambda s: load_data(path, compress=compress)
     return n, lambda s: load_data(path, slice_index=s, compress=compress)
-
-
-def load_ismrmrd(path, *, calib: int = 24, slice_index: int | None = None) -> MRIData:
-    """Read Cartesian ISMRMRD raw data into ``MRIData``: frames from ``idx.phase`` (cardiac phases), lines
-    from ``idx.kspace_encode_step_1`` placed relative to the header's encoding centre; noise scans pre-whiten
-    the coils; readout oversampling removed by cropping to the reconstruction matrix in image space; coil
-    maps estimated from the fully sampled centre (time-averaged). Slices are kept apart (``slice_index``
-    picks one); averages, contrasts, repetitions, sets and 3-D partitions with more than one value — and a
-    line acquired twice — are refused rather than overwritten."""
-    import ismrmrd
-    import ismrmrd.xsd
-
-    from .calib import whiten, whitening_matrix
-    from .fft import fft2c, ifft2c
-
-    path = Path(path)
-    try:
-        dset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
-        header = ismrmrd.xsd.CreateFromDocument(dset.read_xml_header())
-    except Exception as e:
-        raise InputError(f"cannot read ISMRMRD file {path}: {e}") from None
-    noise = []
-    try:
-        enc = header.encoding[0]
-        if str(enc.trajectory).split(".")[-1].lower() != "cartesian":
-            raise InputError(f"{path}: only Cartesian ISMRMRD data are supported (trajectory {enc.trajectory})")
-        nx, ny = enc.encodedSpace.matrixSize.x, enc.encodedSpace.matrixSize.y
-        rx = enc.reconSpace.matrixSize.x
-        limits = getattr(enc, "encodingLimits", None)
-        step1 = getattr(limits, "kspace_encoding_step_1", None) if limits is not None else None
-        centre = getattr(step1, "center", None)
-        shift = ny // 2 - int(centre) if centre is not None else 0
-        acqs = []
-        for i in range(dset.number_of_acquisitions()):
-            a = dset.read_acquisition(i)
-            if a.isFlagSet(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
-                noise.append(np.asarray(a.data))
-                continue
-            idx = a.idx
-            counters = {"slice": idx.slice, "average": idx.average, "contrast": idx.contrast,
-                        "repetition": idx.repetition, "set": idx.set, "partition": idx.kspace_encode_step_2}
-            acqs.append((idx.phase, idx.kspace_encode_step_1 + shift, counters, np.asarray(a.data)))
-    finally:
-        dset.close()
-    if not acqs:
-        raise InputError(f"{path}: no imaging acquisitions")
-    slices = sorted({c["slice"] for _, _, c, _ in acqs})
-    if len(slices) > 1 and slice_index is None:
-        raise InputError(f"{path} holds {len(slices)} slices; choose one with --slice N (0..{len(slices) - 1})")
-    if slice_index is not None:
-        if not 0 <= slice_index < len(slices):
-            raise InputError(f"{path}: slice {slice_index} out of range 0..{len(slices) - 1}")
-        acqs = [a for a in acqs if a[2]["slice"] == slices[slice_index]]
-    for name in ("average", "contrast", "repetition", "set", "partition"):
-        values = {c[name] for _, _, c, _ in acqs}
-        if len(values) > 1:
-            raise InputError(f"{path}: {len(values)} different {name} counters; only one {name} per file is "
-                             "supported (nothing is merged or overwritten)")
-    frames = max(p for p, _, _, _ in acqs) + 1
-    coils, samples = acqs[0][3].shape
-    if samples != nx or any(d.shape != (coils, samples) for _, _, _, d in acqs):
-        raise InputError(f"{path}: acquisitions must all have {coils} coils × {nx} samples")
-    k = np.zeros((frames, coils, nx, ny), np.complex64)
-    mask = np.zeros((frames, nx, ny), np.float32)
-    for ph, ky, _, d in acqs:
-        if not 0 <= ky < ny:
-            raise InputError(f"{path}: phase-encode index {ky} outside the matrix 0..{ny - 1}")
-        if mask[ph, 0, ky]:
-            raise InputError(f"{path}: line {ky} of phase {ph} is acquired twice (averages without an average "
-                             "counter?); nothing is overwritten")
-        k[ph, :, :, ky] = d
-        mask[ph, :, ky] = 1
-    kt = torch.from_numpy(k)
-    meta = {"source": "ISMRMRD"}
-    if noise and all(n.shape[0] == coils for n in noise):
-        w = whitening_matrix(torch.from_numpy(np.concatenate(noise, axis=1).astype(np.complex64)))
-        kt = whiten(kt, w, coil_dim=1)
-        meta["whitened"] = True
-    if rx < nx:  # remove readout oversampling: crop the FOV along the readout in image space
-        img = ifft2c(kt)
-        c0 = (nx - rx) // 2
-        kt = fft2c(img[..., c0:c0 + rx, :]) * torch.from_numpy(mask[:, None, c0:c0 + rx, :] > 0)
-        mask = mask[:, c0:c0 + rx, :]
-    if not torch.isfinite(torch.view_as_real(kt)).all():
-        raise InputError(f"{path}: k-space contains NaN or Inf")
-    scale = float(kt.abs().max()) or 1.0
-    kt = kt / scale
-    maps = estimate_maps(kt, center=calib) if coils > 1 else None
-    return MRIData(kt, torch.from_numpy(mask), maps, None, {**meta, "scale": scale})
 
 
 def save_dicom(path, x: torch.Tensor) -> None:

@@ -13,19 +13,21 @@ from ..errors import ConfigError, InputError
 from ..fit import Callback, FitState, resolve_device
 from .common import image_on_interrupt, weighted
 from .data import MRIData
+from .grappa import grappa
 from .metrics import mri_metrics
 from .recon import KT_TV_WEIGHT, WAVELET_WEIGHT, cg_sense, kt_tv, l1_wavelet, low_rank_plus_sparse
 
-METHODS = ("zerofill", "cgsense", "tv", "wavelet", "lps", "dip", "tddip", "gip")
+METHODS = ("zerofill", "grappa", "cgsense", "tv", "wavelet", "lps", "dip", "tddip", "gip")
 
 # The options each method takes besides iters/seed/device/callbacks/ref; anything else is refused.
 OPTIONS: dict[str, tuple[str, ...]] = {
     "zerofill": (),
+    "grappa": ("lam", "kernel"),
     "cgsense": ("lam",),
     "tv": ("weight", "temporal", "lr"),
     "wavelet": ("weight", "lr"),
     "lps": ("lambda_l", "lambda_s"),
-    "dip": ("preset", "lr", "stop", "holdout", "patience"),
+    "dip": ("preset", "lr", "stop", "holdout", "patience", "tv_weight"),
     "tddip": ("preset", "manifold_kind", "cycles", "coords", "batch", "stop", "holdout", "patience", "dcf",
               "checkpoint", "checkpoint_every", "resume", "lr"),
     "gip": ("preset", "stop", "holdout", "admm_stage", "log"),
@@ -82,13 +84,30 @@ def check_options(method: str, options: dict, iters: int | None = None) -> None:
         raise ConfigError(f"iters must be a positive integer, got {iters}")
 
 
+def _grappa(d: MRIData, lam: float, kernel) -> Tensor:
+    """GRAPPA per frame, then the coils combined with the maps as every other method's image is (so that the
+    fully sampled k-space gives the reference exactly)."""
+    if d.radial:
+        raise ConfigError("GRAPPA is for Cartesian k-space; use cgsense, tv or wavelet for radial data")
+    if isinstance(kernel, int):
+        kernel = (kernel, kernel)
+    full = torch.stack([grappa(d.kspace[t].cpu(), d.mask[t].cpu() > 0, lam=lam, kernel=tuple(kernel))
+                        for t in range(d.frames)]).to(d.kspace.device)
+    img = MRIData(full, torch.ones_like(d.mask), d.maps, None, {}).operator.adjoint(full)
+    if d.maps is None:
+        return img
+    norm = d.maps.abs().square().sum(0)
+    return torch.where(norm > 0, img / norm.clamp(min=1e-12), torch.zeros_like(img))
+
+
 def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = None, seed: int = 0,
                 device: str | torch.device = "auto", callbacks=(), ref: Tensor | None = None,
                 **options) -> MRIResult:
     """Reconstruct ``data`` with ``method`` (one of :data:`METHODS`) and score it against ``ref`` (default:
     the reference stored with the data, if any).
 
-    Options (refused where they do not apply, see :data:`OPTIONS`): ``cgsense`` lam (Tikhonov);
+    Options (refused where they do not apply, see :data:`OPTIONS`): ``grappa`` lam (Tikhonov), kernel (ky, kx);
+    ``cgsense`` lam (Tikhonov);
     ``tv`` weight (default 0.001, tuned in docs/mri.md), temporal, lr; ``wavelet`` (L1-wavelet, PICS-style)
     weight, lr; ``lps`` lambda_l, lambda_s; ``dip``
     preset (``convdecoder`` | ``skip``), lr; ``tddip`` preset (``tddip-cpu`` default | ``tddip``), manifold_kind,
@@ -117,6 +136,9 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
     if method == "zerofill":
         op, y = weighted(d)
         x, n = op.adjoint(y), None
+    elif method == "grappa":
+        x, n = _grappa(d, lam=opt("lam", 0.01), kernel=opt("kernel", (5, 5))), None
+        info.update(lam=opt("lam", 0.01), kernel=opt("kernel", (5, 5)))
     elif method == "cgsense":
         n = iters or 15
         info["lam"] = opt("lam", 0.0)
