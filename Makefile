@@ -34,10 +34,13 @@ BENCH_SCRIPTS := \
 	"bench/memory_estimate.py 256 denoise-fast" \
 	"bench/kill_resume.py" \
 	"bench/mri_baselines.py --static-dip 1500" \
+	"bench/mri_baselines.py --realistic --tddip 3000" \
 	"bench/tddip.py" \
 	"bench/gip.py" \
 	"bench/mri_speed.py" \
-	"bench/real_data.py"
+	"bench/real_data.py" \
+	"bench/real_dip.py tv" \
+	"bench/real_dip.py seeds"
 
 bench: venv
 	@set -e; for s in $(BENCH_SCRIPTS); do echo "== python $$s"; $(BIN)/python $$s; done

@@ -129,6 +129,13 @@ def test_every_slice_by_default_geometry_and_compression(raw_dir, tmp_path, caps
     import nibabel as nib
 
     assert nib.load(nii).header.get_zooms()[:3] == pytest.approx((1.25, 1.25, 4.0))
+    dcm = tmp_path / "p.dcm"
+    assert main(["mri", "recon", str(raw_dir / "siemens_gre_2ch_phantom.dat"), "--method", "zerofill", "-o",
+                 str(dcm)]) == 0
+    import pydicom
+
+    ds = pydicom.dcmread(dcm)
+    assert [float(v) for v in ds.PixelSpacing] == [1.25, 1.25] and float(ds.SliceThickness) == 4.0
     capsys.readouterr()
     assert main(["mri", "recon", str(raw_dir / "brain_8coil_poisson8x_ksp.npy"), "--method", "cgsense", "--compress",
                  "6", "-o", str(tmp_path / "c.npy")]) == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,12 +93,15 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
         a = load_npy(path, "image")
     else:
         try:
-            if path.suffix.lower() == ".png" and _png_bit_depth(path) == 16:
-                a = _read_png16(path)
-            else:
-                import imageio.v3 as iio
+            # decoders warn about damage they read past (e.g. corrupt EXIF); the image or one error line says it
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                if path.suffix.lower() == ".png" and _png_bit_depth(path) == 16:
+                    a = _read_png16(path)
+                else:
+                    import imageio.v3 as iio
 
-                a = iio.imread(path)
+                    a = iio.imread(path)
         except InputError:
             raise
         except _bomb_error() as e:

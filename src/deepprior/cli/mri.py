@@ -127,7 +127,7 @@ def _is_series_npy(path, key) -> bool:
 # CLI option name → reconstruct() option name, for the options only some methods take.
 _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "batch": "batch", "patience": "patience",
           "lambda-l": "lambda_l", "lambda-s": "lambda_s", "weight": "weight", "checkpoint-every": "checkpoint_every",
-          "lam": "lam", "tv-weight": "tv_weight"}
+          "lam": "lam", "tv-weight": "tv_weight", "dc": "dc"}
 
 
 @mri.command("recon")
@@ -161,6 +161,8 @@ _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "
               help="grappa: Tikhonov weight of the kernel fit (default 0.01); cgsense: Tikhonov weight (default 0).")
 @click.option("--tv-weight", type=click.FloatRange(min=0), default=None,
               help="dip: DIP-TV, a TV penalty on the network output (the tv method's scale; default 0 = none).")
+@click.option("--dc/--no-dc", default=None,
+              help="dip: end with the data-consistency step (measured samples put back; default on for Cartesian data).")
 @click.option("--gt", type=click.Path(), default=None, help="Reference series (default: the one stored by simulate).")
 @click.option("--key", default=None, help="Variable of --gt in a .mat/.npz.")
 @click.option("--gif", type=click.Path(), default=None, help="Also write a cine GIF of |x|.")

@@ -53,6 +53,39 @@ def zero_filled(data: MRIData) -> Tensor:
     return op.adjoint(y)
 
 
+def support(data: MRIData) -> Tensor:
+    """``(H, W)`` 1 where the coil maps see anything (Σ|S|² > 0), else 0; all ones without maps. Outside it
+    (ESPIRiT's crop) the SENSE operator has a null space that a generator would paint freely, so every
+    network method delivers 0 there, as CG-SENSE, TV and L1-wavelet do.
+
+    >>> import torch
+    >>> from deepprior.mri.data import simulate
+    >>> support(simulate(torch.rand(1, 8, 8), coils=2, accel=2, center=4, seed=0)).shape
+    torch.Size([8, 8])
+    """
+    if data.maps is None:
+        return torch.ones(data.shape, device=data.kspace.device)
+    return (data.maps.abs().square().sum(0) > 0).to(torch.float32)
+
+
+def data_consistency(x: Tensor, op, y: Tensor, maps: Tensor | None) -> Tensor:
+    """Put the measured Cartesian samples back into every coil's k-space of the image ``x`` ``(T, H, W)`` and
+    recombine the coils: ``x + Aᴴ(y − Ax) / Σ|S|²`` (0 where the maps are). ``op`` is the Cartesian SENSE
+    operator of the samples ``y`` to keep (e.g. only the training samples when some are held out).
+
+    >>> import torch
+    >>> from deepprior.mri.data import simulate
+    >>> d = simulate(torch.rand(1, 16, 16), coils=1, accel=2, center=4, seed=0)
+    >>> x = data_consistency(torch.zeros(1, 16, 16, dtype=torch.complex64), d.operator, d.kspace, None)
+    >>> bool(torch.allclose(d.operator(x), d.kspace, atol=1e-6))
+    True
+    """
+    if maps is None:
+        return x + op.adjoint(y - op(x))
+    norm = maps.abs().square().sum(0)
+    return torch.where(norm > 0, x + op.adjoint(y - op(x)) / norm.clamp(min=1e-12), torch.zeros_like(x))
+
+
 def kspace_scale(untrained: Tensor, data: MRIData) -> float:
     """ConvDecoder's scaling: the factor that brings the k-space to the untrained network's output scale,
     ``‖f(z)‖ / ‖zero-filled‖`` (density-compensated for radial data, whose plain adjoint overweights the

@@ -16,7 +16,7 @@ from ..nets import build_net, make_code
 from ..params import DIP, BatchedDIP
 from ..presets import resolve
 from ..regularizers import TV
-from .common import image_on_interrupt, kspace_scale, split_kspace
+from .common import data_consistency, image_on_interrupt, kspace_scale, split_kspace, support
 from .data import MRIData
 from .operators import ChannelsToComplex
 
@@ -66,7 +66,7 @@ def build_static_dip(preset: dict, hw: tuple[int, int], seed: int = 0) -> DIP:
 
 def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0, callbacks=(), device="auto",
                stop: str = "none", holdout: float = 0.05, patience: int | None = None, tv_weight: float = 0.0,
-               **fit_overrides) -> tuple[Tensor, dict]:
+               dc: bool | None = None, **fit_overrides) -> tuple[Tensor, dict]:
     """Reconstruct every frame of ``data`` with its own untrained generator (static DIP / ConvDecoder), all
     frames in one batched fit. Returns the complex image ``(T, H, W)`` and an info dict: ``history`` (the
     loop's curves, summed over frames), ``frame_loss`` (per step, each frame's data misfit), ``iters``.
@@ -77,7 +77,11 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
     maps are zero the image is 0. ``stop='holdout'`` holds ``holdout`` of the acquired samples out of the fit,
     scores the EMA on them every 10 steps and delivers the best, stopping after ``patience`` (default 300)
     steps without improvement. ``tv_weight`` λ > 0 adds DIP-TV's total-variation penalty on the output
-    (Liu et al., ICASSP 2019), with λ on the scale of the ``tv`` method's weight.
+    (Liu et al., ICASSP 2019), with λ on the scale of the ``tv`` method's weight. ``dc`` (default: on for
+    Cartesian data) ends with ConvDecoder's data-consistency step: every coil's k-space of the network image
+    keeps the network's values only where nothing was acquired and takes the measured samples elsewhere (all of
+    them, held-out ones included, once the iterate is chosen), ``x ← x + Aᴴ(y − Ax) / Σ|S|²`` — the network
+    fills the gaps, the scanner keeps its samples.
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
@@ -104,6 +108,10 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
     scale = torch.tensor(scale, device=dev)
     cbs = list(callbacks)
     stopper = None
+    if dc is None:
+        dc = not data.radial
+    elif dc and data.radial:
+        raise ConfigError("the data-consistency step (dc) replaces Cartesian samples; radial data take dc=False")
     if stop == "holdout":
         tr_op, y_tr, va_op, y_va, count = split_kspace(data, holdout, seed=seed + 11)
         sc = scale[:, None, None, None]
@@ -115,11 +123,8 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
         op = data.operator @ c2c
     else:
         raise ConfigError(f"unknown stop rule {stop!r} for static DIP; choose holdout or none")
-    # Where the coil maps are zero (outside the object, ESPIRiT's crop) the SENSE operator has a null space:
-    # nothing in the data constrains the generator there, so the delivered image is 0 there, as CG-SENSE's.
-    support = torch.ones(data.shape, device=dev) if data.maps is None else \
-        (data.maps.abs().square().sum(0) > 0).to(torch.float32)
-    to_image = lambda x: c2c(x) / scale[:, None, None] * support  # noqa: E731
+    where = support(data)
+    to_image = lambda x: c2c(x) / scale[:, None, None] * where  # noqa: E731
     # One frame: its loss is the loop's own data term; only a series needs the extra per-frame misfit.
     frame_loss = FrameLosses(op, y) if t > 1 else None
     cfg = FitConfig().replace(**{**p["fit"], **{k: v for k, v in fit_overrides.items() if v is not None}})
@@ -127,12 +132,20 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
     if tv_weight:
         if tv_weight < 0:
             raise ConfigError(f"tv_weight must be >= 0, got {tv_weight}")
-        reg = ScaledTV(c2c, scale, support, y.numel())
+        reg = ScaledTV(c2c, scale, where, y.numel())
         cfg = cfg.replace(reg_weight=tv_weight)
     with image_on_interrupt(to_image):
         result = fit(param, op, y, cfg, regularizer=reg, callbacks=cbs if frame_loss is None else [*cbs, frame_loss])
-    img = to_image(result.output).detach().cpu()
+    img = to_image(result.output).detach()
+    network = img.cpu()
+    if dc:
+        with torch.no_grad():
+            # every acquired sample, the held-out ones included: they have done their job (choosing the
+            # iterate), and the delivered image should agree with everything the scanner measured
+            img = data_consistency(img, data.operator, data.kspace, data.maps)
+    img = img.cpu()
     per_frame = [[v] for v in result.history["data"]] if frame_loss is None else frame_loss.history
     return img, {"history": result.history, "frame_loss": per_frame, "iters": result.iters_run,
                  "scale": scale.tolist(), "backtracks": result.backtracks, "fit": result,
-                 "selected": result.selected_iter, "stop": stop}
+                 "selected": result.selected_iter, "stop": stop, "dc": dc,
+                 "network_image": network}

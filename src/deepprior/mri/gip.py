@@ -35,7 +35,7 @@ from ..fit.stopping import Holdout
 from ..params import Parameterization
 from ..presets import resolve
 from .admm import admm
-from .common import MRIOracle, image_on_interrupt, kspace_scale, split_kspace
+from .common import MRIOracle, image_on_interrupt, kspace_scale, split_kspace, support
 from .data import MRIData
 from .metrics import mri_psnr
 from .operators import ChannelsToComplex
@@ -329,7 +329,8 @@ def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = 
         scale = kspace_scale(param(), data)
     y = y_tr * scale
     op = tr_op @ c2c
-    to_image = lambda x: c2c(x) / scale  # noqa: E731
+    where = support(data)  # the maps' null space stays 0 (see common.support)
+    to_image = lambda x: c2c(x) / scale * where  # noqa: E731
     info: dict = {"method": "gip", "stages": [], "scale": scale, "params": sum(q.numel() for q in param.parameters())}
     t0 = time.perf_counter()
     for name, steps, lr in stages:
@@ -389,7 +390,7 @@ def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = 
             r = admm(param, tr_op, y, rho=a["rho"], outer=a["outer"], cg_iters=a["cg_iters"], net_steps=a["net_steps"],
                      net_lr=a["net_lr"], net_config=cfg, val=val, on_outer=on_outer, callbacks=callbacks)
         _phase(callbacks, None)  # close the ADMM bar (held-out stopping may end it early)
-        x = (r.x / scale).detach().cpu()
+        x = (r.x / scale * where).detach().cpu()
         rec = {"stage": "admm", "steps": r.outer_run * a["net_steps"], "outer": r.outer_run, "selected": r.selected,
                "seconds": time.perf_counter() - s0, "val_loss": r.val_loss, "oracle_psnr": admm_log}
         info["stages"].append(rec)

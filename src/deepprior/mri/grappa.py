@@ -32,13 +32,15 @@ def _patches(k: Tensor, size: tuple[int, int], pad: bool) -> Tensor:
 
 
 def grappa(kspace: Tensor, sampled: Tensor, *, kernel: tuple[int, int] = (5, 5), lam: float = 0.01,
-           max_sources: int = 12, grow: int = 2, chunk: int = 512) -> Tensor:
+           max_sources: int = 12, grow: int = 2, calib: tuple[Tensor, Tensor] | None = None,
+           chunk: int = 512) -> Tensor:
     """Fill the missing points of multi-coil k-space ``(C, H, W)``; ``sampled`` ``(H, W)`` bool marks the
     acquired ones, which are returned unchanged. ``kernel`` is the (ky, kx) window, ``lam`` the Tikhonov
     weight relative to the mean diagonal of each calibration system. Each point uses at most ``max_sources``
     acquired neighbours (the nearest), each with all coils. A point with no acquired neighbour in the window
     is filled by a later pass with a window 2 points larger per axis — from acquired points only, so that
     errors do not propagate — until the window outgrows the calibration region (points still empty stay 0).
+    ``calib`` = (k-space, sampled) calibrates on other data, e.g. a dynamic series' time average (TGRAPPA).
 
     >>> import torch
     >>> from deepprior.mri.fft import fft2c
@@ -52,7 +54,8 @@ def grappa(kspace: Tensor, sampled: Tensor, *, kernel: tuple[int, int] = (5, 5),
     """
     c, h, w = kspace.shape
     sampled = sampled.bool()
-    cy, cx = calibration_region(sampled)
+    ck, cm = calib if calib is not None else (kspace, sampled)
+    cy, cx = calibration_region(cm.bool())
     ah, aw = cy.stop - cy.start, cx.stop - cx.start
     if ah < kernel[0] + 2 or aw < kernel[1] + 2:
         raise InputError(f"GRAPPA needs a fully sampled calibration region larger than its {kernel[0]}×{kernel[1]} "
@@ -63,7 +66,7 @@ def grappa(kspace: Tensor, sampled: Tensor, *, kernel: tuple[int, int] = (5, 5),
     for _ in range(grow + 1):
         if not todo.any() or size[0] > ah - 2 or size[1] > aw - 2:
             break
-        acs = _patches(kspace[:, cy, cx], size, pad=False).permute(2, 1, 0)  # (N, K, C)
+        acs = _patches(ck[:, cy, cx], size, pad=False).permute(2, 1, 0)  # (N, K, C)
         target = acs[:, (size[0] // 2) * size[1] + size[1] // 2]  # (N, C): the window centre
         yy, xx = torch.meshgrid(torch.arange(size[0]) - size[0] // 2, torch.arange(size[1]) - size[1] // 2,
                                 indexing="ij")

@@ -211,9 +211,10 @@ def open_slices(path, *, compress: int | None = None):
     return n, lambda s: load_data(path, slice_index=s, compress=compress)
 
 
-def save_dicom(path, x: torch.Tensor) -> None:
+def save_dicom(path, x: torch.Tensor, voxel_mm=None) -> None:
     """|x| as one multi-frame 16-bit grayscale secondary-capture DICOM (MR modality), frames in order.
-    RescaleSlope maps the stored integers back to the magnitude scale."""
+    RescaleSlope maps the stored integers back to the magnitude scale; ``voxel_mm`` (rows, columns[, slice])
+    sets PixelSpacing and SliceThickness."""
     import datetime
 
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -241,6 +242,11 @@ def save_dicom(path, x: torch.Tensor) -> None:
     ds.NumberOfFrames, ds.Rows, ds.Columns = m.shape
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", f"{vmax / 65535:.10g}", "US"
+    if voxel_mm is not None:
+        v = [float(a) for a in voxel_mm]
+        ds.PixelSpacing = [f"{v[0]:.6g}", f"{v[1]:.6g}"]
+        if len(v) > 2:
+            ds.SliceThickness = f"{v[2]:.6g}"
     ds.PixelData = q.tobytes()
     ds.save_as(str(path), enforce_file_format=True)
 
@@ -248,7 +254,8 @@ def save_dicom(path, x: torch.Tensor) -> None:
 def save_recon(path, x: torch.Tensor, overwrite: bool = False, voxel_mm=None) -> None:
     """Write a complex reconstruction ``(T, H, W)``: .h5 / .npy keep it complex; .nii/.nii.gz,
     .dcm (multi-frame DICOM), .png (frame montage) and .gif (cine) write the magnitude. ``voxel_mm``
-    (H, W[, slice]) sets the NIfTI voxel size (from the raw header when it has one; else 1 mm)."""
+    (H, W[, slice]) sets the NIfTI voxel size and the DICOM pixel spacing and slice thickness (from the raw
+    header when it has one; else 1 mm). The orientation is not read: the affine's rotation is the identity."""
     from ..errors import OutputExistsError
 
     path = Path(path)
@@ -278,7 +285,7 @@ def save_recon(path, x: torch.Tensor, overwrite: bool = False, voxel_mm=None) ->
         elif name.endswith(".gif"):
             save_gif(tmp, x)
         elif name.endswith(".dcm"):
-            save_dicom(tmp, x)
+            save_dicom(tmp, x, voxel_mm)
         else:
             raise InputError(f"{path}: unsupported output; use .h5, .npy, .nii(.gz), .dcm, .png or .gif")
         os.replace(tmp, path)

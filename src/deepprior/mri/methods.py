@@ -13,6 +13,7 @@ from ..errors import ConfigError, InputError
 from ..fit import Callback, FitState, resolve_device
 from .common import image_on_interrupt, weighted
 from .data import MRIData
+from .calib import calibration_region
 from .grappa import grappa
 from .metrics import mri_metrics
 from .recon import KT_TV_WEIGHT, WAVELET_WEIGHT, cg_sense, kt_tv, l1_wavelet, low_rank_plus_sparse
@@ -27,7 +28,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "tv": ("weight", "temporal", "lr"),
     "wavelet": ("weight", "lr"),
     "lps": ("lambda_l", "lambda_s"),
-    "dip": ("preset", "lr", "stop", "holdout", "patience", "tv_weight"),
+    "dip": ("preset", "lr", "stop", "holdout", "patience", "tv_weight", "dc"),
     "tddip": ("preset", "manifold_kind", "cycles", "coords", "batch", "stop", "holdout", "patience", "dcf",
               "checkpoint", "checkpoint_every", "resume", "lr"),
     "gip": ("preset", "stop", "holdout", "admm_stage", "log"),
@@ -85,14 +86,24 @@ def check_options(method: str, options: dict, iters: int | None = None) -> None:
 
 
 def _grappa(d: MRIData, lam: float, kernel) -> Tensor:
-    """GRAPPA per frame, then the coils combined with the maps as every other method's image is (so that the
-    fully sampled k-space gives the reference exactly)."""
+    """GRAPPA per frame (calibrated on the frame's own centre, else on the time average), then the coils
+    combined with the maps as every other method's image is (so fully sampled k-space gives the reference)."""
     if d.radial:
         raise ConfigError("GRAPPA is for Cartesian k-space; use cgsense, tv or wavelet for radial data")
     if isinstance(kernel, int):
         kernel = (kernel, kernel)
-    full = torch.stack([grappa(d.kspace[t].cpu(), d.mask[t].cpu() > 0, lam=lam, kernel=tuple(kernel))
-                        for t in range(d.frames)]).to(d.kspace.device)
+    k, m = d.kspace.cpu(), d.mask.cpu() > 0
+    # A frame without its own calibration region calibrates on the series' time average (TGRAPPA).
+    avg = (k.sum(0) / m.sum(0).clamp(min=1), m.any(0))
+    full = []
+    for t in range(d.frames):
+        try:
+            cy, cx = calibration_region(m[t])
+            own = min(cy.stop - cy.start, cx.stop - cx.start) >= max(kernel) + 2
+        except InputError:
+            own = False
+        full.append(grappa(k[t], m[t], lam=lam, kernel=tuple(kernel), calib=None if own else avg))
+    full = torch.stack(full).to(d.kspace.device)
     img = MRIData(full, torch.ones_like(d.mask), d.maps, None, {}).operator.adjoint(full)
     if d.maps is None:
         return img
@@ -110,7 +121,8 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
     ``cgsense`` lam (Tikhonov);
     ``tv`` weight (default 0.001, tuned in docs/mri.md), temporal, lr; ``wavelet`` (L1-wavelet, PICS-style)
     weight, lr; ``lps`` lambda_l, lambda_s; ``dip``
-    preset (``convdecoder`` | ``skip``), lr; ``tddip`` preset (``tddip-cpu`` default | ``tddip``), manifold_kind,
+    preset (``convdecoder`` | ``skip``), lr, stop, holdout, patience, tv_weight, dc — see
+    :func:`deepprior.mri.dip.dip_static`; ``tddip`` preset (``tddip-cpu`` default | ``tddip``), manifold_kind,
     cycles, coords, batch, stop, holdout, patience, dcf, checkpoint, checkpoint_every, resume — see
     :func:`deepprior.mri.tddip.tddip`; ``gip`` preset (``gip-cpu`` default | ``gip``), stop, holdout,
     admm_stage — see :func:`deepprior.mri.gip.gip`. ``device='auto'`` takes a CUDA GPU when there is one.
@@ -171,7 +183,8 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
 
         x, dinfo = dip_static(d, seed=seed, callbacks=callbacks, device=dev, iters=iters, **options)
         history, n, selected = dinfo.pop("history"), dinfo["iters"], dinfo["selected"]
-        info.update(frame_loss=dinfo["frame_loss"], scale=dinfo["scale"], backtracks=dinfo["backtracks"])
+        info.update(frame_loss=dinfo["frame_loss"], scale=dinfo["scale"], backtracks=dinfo["backtracks"], dc=dinfo["dc"],
+                    network_image=dinfo["network_image"])
     elif method == "tddip":
         from .tddip import tddip
 

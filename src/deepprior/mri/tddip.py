@@ -27,7 +27,7 @@ from ..nets import MapNet, build_net
 from ..nets.common import center_crop
 from ..params import Parameterization, render
 from ..presets import resolve
-from .common import MRIOracle, image_on_interrupt, kspace_scale, radial_weights, split_kspace
+from .common import MRIOracle, image_on_interrupt, kspace_scale, radial_weights, split_kspace, support
 from .data import MRIData
 from .operators import ChannelsToComplex
 
@@ -178,7 +178,8 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
         tr_op, y_tr = data.operator, data.kspace
     with torch.no_grad():
         scale = kspace_scale(render(param, b), data)
-    to_image = lambda x: c2c(x) / scale  # noqa: E731
+    where = support(data)  # the maps' null space stays 0 (see common.support)
+    to_image = lambda x: c2c(x) / scale * where  # noqa: E731
 
     cbs = list(callbacks)
     stopper = None
