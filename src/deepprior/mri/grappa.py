@@ -39,7 +39,8 @@ def grappa(kspace: Tensor, sampled: Tensor, *, kernel: tuple[int, int] = (5, 5),
     weight relative to the mean diagonal of each calibration system. Each point uses at most ``max_sources``
     acquired neighbours (the nearest), each with all coils. A point with no acquired neighbour in the window
     is filled by a later pass with a window 2 points larger per axis — from acquired points only, so that
-    errors do not propagate — until the window outgrows the calibration region (points still empty stay 0).
+    errors do not propagate — at most ``grow`` times and while the window fits the calibration region (points
+    still empty stay 0: farther extrapolation from the centre's kernels was unstable).
     ``calib`` = (k-space, sampled) calibrates on other data, e.g. a dynamic series' time average (TGRAPPA).
 
     >>> import torch
