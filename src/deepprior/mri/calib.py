@@ -148,3 +148,19 @@ def compression_matrix(kspace: Tensor, coils: int, coil_dim: int = -3) -> tuple[
     u, s, _ = torch.linalg.svd(k, full_matrices=False)
     kept = float(s[:coils].square().sum() / s.square().sum())
     return u[:, :coils].conj().T.to(torch.complex64), kept
+
+
+def compress_coils(kspace: Tensor, coils: int | None, coil_dim: int = -3) -> tuple[Tensor, dict]:
+    """SVD-compress ``kspace`` to ``coils`` virtual coils (``None`` or at least as many coils as there are: no
+    change). Returns the k-space and the metadata to record (``compressed_to``, ``energy_kept``; empty if
+    unchanged).
+
+    >>> k = torch.randn(4, 8, 8, dtype=torch.complex64); k = torch.cat([k, 2 * k])  # 8 coils, rank 4
+    >>> c, meta = compress_coils(k, 4)
+    >>> tuple(c.shape), round(meta["energy_kept"], 6), compress_coils(k, None)[1]
+    ((4, 8, 8), 1.0, {})
+    """
+    if coils is None or coils >= kspace.shape[coil_dim]:
+        return kspace, {}
+    m, kept = compression_matrix(kspace, coils, coil_dim=coil_dim)
+    return whiten(kspace, m, coil_dim=coil_dim), {"compressed_to": coils, "energy_kept": kept}

@@ -168,13 +168,10 @@ def load_data(path, *, slice_index: int | None = None, calib: int = 24, compress
         raise InputError(f"{path}: k-space contains NaN or Inf")
     cols = (ks.abs().sum(dim=(0, 1, 2)) > 0).float()
     mask = cols.expand(1, ks.shape[-2], ks.shape[-1]).contiguous()
-    meta = {"source": "fastMRI", "slice": s}
-    if compress is not None and compress < ks.shape[1]:
-        from .calib import compression_matrix, whiten
+    from .calib import compress_coils
 
-        m, kept = compression_matrix(ks, compress, coil_dim=1)
-        ks = whiten(ks, m, coil_dim=1) * mask[:, None]
-        meta.update(compressed_to=compress, energy_kept=kept)
+    ks, done = compress_coils(ks, compress, coil_dim=1)
+    meta = {"source": "fastMRI", "slice": s, **done}
     maps = estimate_maps(ks[0], center=calib) if ks.shape[1] > 1 else None
     scale = float(ks.abs().max())
     return MRIData(ks / scale, mask, maps, None, {**meta, "scale": scale})

@@ -11,9 +11,8 @@ from torch import Tensor
 
 from ..errors import ConfigError, InputError
 from ..fit import Callback, FitState, resolve_device
-from .common import image_on_interrupt, weighted
+from .common import data_consistency, image_on_interrupt, weighted
 from .data import MRIData
-from .calib import calibration_region
 from .grappa import grappa
 from .metrics import mri_metrics
 from .recon import KT_TV_WEIGHT, WAVELET_WEIGHT, cg_sense, kt_tv, l1_wavelet, low_rank_plus_sparse
@@ -93,22 +92,20 @@ def _grappa(d: MRIData, lam: float, kernel) -> Tensor:
     if isinstance(kernel, int):
         kernel = (kernel, kernel)
     k, m = d.kspace.cpu(), d.mask.cpu() > 0
-    # A frame without its own calibration region calibrates on the series' time average (TGRAPPA).
-    avg = (k.sum(0) / m.sum(0).clamp(min=1), m.any(0))
+    avg = (k.sum(0) / m.sum(0).clamp(min=1), m.any(0))  # the series' time average
     full = []
     for t in range(d.frames):
         try:
-            cy, cx = calibration_region(m[t])
-            own = min(cy.stop - cy.start, cx.stop - cx.start) >= max(kernel) + 2
+            full.append(grappa(k[t], m[t], lam=lam, kernel=tuple(kernel)))
         except InputError:
-            own = False
-        full.append(grappa(k[t], m[t], lam=lam, kernel=tuple(kernel), calib=None if own else avg))
+            if d.frames == 1:
+                raise
+            # a frame without a calibration region of its own calibrates on the time average (TGRAPPA)
+            full.append(grappa(k[t], m[t], lam=lam, kernel=tuple(kernel), calib=avg))
     full = torch.stack(full).to(d.kspace.device)
-    img = MRIData(full, torch.ones_like(d.mask), d.maps, None, {}).operator.adjoint(full)
-    if d.maps is None:
-        return img
-    norm = d.maps.abs().square().sum(0)
-    return torch.where(norm > 0, img / norm.clamp(min=1e-12), torch.zeros_like(img))
+    # the coils combined with the maps, Σ|S|²-normalised: data consistency from x = 0 with every point "acquired"
+    op = MRIData(full, torch.ones_like(d.mask), d.maps, None, {}).operator
+    return data_consistency(torch.zeros_like(d.kspace[:, 0]), op, full, d.maps)
 
 
 def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = None, seed: int = 0,

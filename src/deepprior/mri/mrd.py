@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .calib import compression_matrix, whiten, whitening_matrix
+from .calib import compress_coils, whiten, whitening_matrix
 from .coils import estimate_maps
 from .data import MRIData
 from .fft import fft2c, ifft2c
@@ -81,10 +81,8 @@ class MRDFile:
             c0 = (nx - rx) // 2
             kt = fft2c(ifft2c(kt)[..., c0:c0 + rx, :]) * torch.from_numpy(mask[:, None, c0:c0 + rx, :] > 0)
             mask = mask[:, c0:c0 + rx, :]
-        if compress is not None and compress < coils:
-            m, kept = compression_matrix(kt, compress, coil_dim=1)
-            kt = whiten(kt, m, coil_dim=1)
-            meta.update(compressed_to=compress, energy_kept=kept)
+        kt, done = compress_coils(kt, compress, coil_dim=1)
+        meta.update(done)
         if not torch.isfinite(torch.view_as_real(kt)).all():
             raise InputError(f"{path}: k-space contains NaN or Inf")
         scale = float(kt.abs().max()) or 1.0

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..io import check_readable
-from .calib import compression_matrix, espirit_maps, whiten, whitening_matrix
+from .calib import compress_coils, espirit_maps, whiten, whitening_matrix
 from .data import MRIData
 
 RAW_EXTS = (".dat", ".cfl", ".hdr", ".npy", ".npz")
@@ -193,10 +193,8 @@ def prepare(raw: RawKSpace, slice_index: int = 0, *, compress: int | None = None
         w = whitening_matrix(raw.noise)
         k = whiten(k, w, coil_dim=0)
         meta["whitened"] = True
-    if compress is not None and compress < k.shape[0]:
-        m, kept = compression_matrix(k, compress, coil_dim=0)
-        k = whiten(k, m, coil_dim=0)
-        meta.update(compressed_to=compress, energy_kept=kept)
+    k, done = compress_coils(k, compress, coil_dim=0)
+    meta.update(done)
     if k.shape[0] > 1 and maps is None:
         maps = espirit_maps(k, kernel=kernel, threshold=threshold, crop=crop)
         meta["maps"] = "espirit"
@@ -244,10 +242,8 @@ def undersample(raw: RawKSpace, *, pattern: str = "vd", accel: float = 3, center
     if raw.noise is not None:
         full = whiten(full, whitening_matrix(raw.noise), coil_dim=0)
         meta["whitened"] = True
-    if compress is not None and compress < full.shape[0]:
-        m, kept = compression_matrix(full, compress, coil_dim=0)
-        full = whiten(full, m, coil_dim=0)
-        meta.update(compressed_to=compress, energy_kept=kept)
+    full, done = compress_coils(full, compress, coil_dim=0)
+    meta.update(done)
     c, h, w = full.shape
     mask = cartesian_mask(1, h, w, accel=accel, center=center, pattern=pattern, seed=seed)
     k = full * mask
