@@ -199,3 +199,23 @@ def test_ssim_tracking_every_n():
     r = fit(Pixels(noisy), Identity(), noisy, FitConfig(iters=10, ema=None, ssim_every=5, reg_weight=0.1),
             regularizer=TV(), gt=clean)
     assert r.history["ssim_iter"] == [4, 9] and all(0 < v <= 1 for v in r.history["ssim"])
+
+
+def test_cpu_default_is_the_quick_preset_and_slow_reference_recipes_ask_first(monkeypatch):
+    from deepprior import presets
+    from deepprior.tasks import inpaint_problem
+
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(1, 1, 16, 16, generator=g)
+    lines = []
+    r = solve(denoise_problem(clean + 0.1 * torch.randn(1, 1, 16, 16, generator=g), clean, sigma=0.1), device="cpu",
+              iters=2, announce=lines.append)
+    assert r.preset == presets.CPU_DEFAULTS["denoise"] == "fast"
+    assert len(lines) == 1 and lines[0].startswith("denoise: dip, preset fast on cpu, up to 2 iterations")
+    assert "s/iteration" in lines[0]
+    # a reference recipe over the CPU budget, with neither preset nor iters given: refused, naming the choices
+    monkeypatch.setattr(presets, "CPU_BUDGET_S", 1e-6)
+    p = inpaint_problem(clean, torch.rand(1, 1, 16, 16, generator=g) > 0.5)
+    with pytest.raises(ConfigError, match="--preset to run it anyway, --iters N"):
+        solve(p, device="cpu")
+    assert solve(p, device="cpu", iters=1).preset == "inpaint"  # an explicit budget runs

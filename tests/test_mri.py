@@ -117,7 +117,7 @@ def test_simulation_and_baselines_order():
 
     zf, cgs = psnr(zero_filled(op, d.kspace)), psnr(cg_sense(op, d.kspace, iters=10))
     ls = psnr(sum(low_rank_plus_sparse(op, d.kspace, iters=30)))
-    kt = psnr(kt_tv(op, d.kspace, iters=150, weight=0.002))
+    kt = psnr(kt_tv(op, d.kspace, iters=50, weight=0.001, temporal=0.003))
     assert cgs > zf and ls > zf + 3 and kt > zf + 8, (zf, cgs, ls, kt)
 
 

@@ -14,7 +14,8 @@ from deepprior.errors import ConfigError
 from deepprior.fit import FitConfig, fit
 from deepprior.metrics import ssim
 from deepprior.mri import CartesianSENSE, reconstruct, simulate
-from deepprior.mri.recon import KT_TV_WEIGHT, kt_tv, lipschitz, low_rank_plus_sparse
+from deepprior.mri.pics import KT_TV_TEMPORAL, KT_TV_WEIGHT, kt_tv
+from deepprior.mri.recon import lipschitz, low_rank_plus_sparse
 from deepprior.params import Pixels
 from deepprior.regularizers import TV
 from deepprior.tasks import add_noise, denoise_problem, inpaint_problem, random_mask, solve, to_tensor
@@ -59,9 +60,11 @@ def test_ssim_scores_every_image_of_a_batch():
 
 
 def test_kt_tv_has_one_default_weight():
-    assert inspect.signature(kt_tv).parameters["weight"].default == KT_TV_WEIGHT == 0.001
+    sig = inspect.signature(kt_tv).parameters
+    assert sig["weight"].default == KT_TV_WEIGHT and sig["temporal"].default == KT_TV_TEMPORAL
     d = simulate(cine_phantom(frames=3, n=16), coils=2, accel=2, center=4, seed=0)
-    assert reconstruct(d, "tv", iters=2, device="cpu").info["weight"] == KT_TV_WEIGHT
+    info = reconstruct(d, "tv", iters=2, device="cpu").info
+    assert (info["weight"], info["temporal"]) == (KT_TV_WEIGHT, KT_TV_TEMPORAL)
 
 
 def test_lps_step_follows_the_maps_scale():

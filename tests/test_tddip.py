@@ -220,3 +220,18 @@ def test_ctrl_c_in_mri_recon_writes_the_image_so_far(tmp_path, capsys):
     assert "interrupted after" in err and str(out) in err
     x = np.load(out)
     assert x.shape == (4, 24, 24) and np.iscomplexobj(x) and np.isfinite(x).all() and np.abs(x).max() > 0
+
+
+def test_tddip_init_starts_exactly_at_the_classical_image():
+    """--init: the generator's first image is the given series (inside the maps' support), and lr → 0 keeps it."""
+    d = simulate(cine_phantom(frames=4, n=24), coils=4, pattern="kt-random", accel=4, center=4, seed=0)
+    preset = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
+    start = reconstruct(d, "tv", device="cpu", iters=20).image
+    x, _ = tddip(d, preset=preset, steps=8, stop="none", init=start, lr=1e-12, device="cpu")
+    assert torch.allclose(x, start, atol=1e-4 * float(start.abs().max()))
+    x2, _ = tddip(d, preset=preset, steps=8, stop="none", init=start, lr=1e-2, device="cpu")
+    assert (x2 - start).abs().max() > 1e-3 * float(start.abs().max())  # and it does fit with a real step size
+    with pytest.raises(InputError, match="complex series"):
+        tddip(d, preset=preset, steps=2, init=start.abs(), device="cpu")
+    with pytest.raises(ConfigError, match="init must be"):
+        tddip(d, preset=preset, steps=2, init="lps", device="cpu")

@@ -154,6 +154,37 @@ class Pixels(Parameterization):
         return self.x
 
 
+class Offset(Parameterization):
+    """``x = P_θ() − P_θ₀() + base``: a generator that starts exactly at ``base`` (e.g. a classical
+    reconstruction) and whose structure shapes only the changes it makes — a warm start that neither fits the
+    generator to ``base`` first nor forgets it. ``P_θ₀()`` is the generator's noise-free output at construction.
+    Frames (``index``) pass through for mini-batched multi-item parameterizations; ``batch`` renders the start
+    in the fit's mini-batches (BatchNorm in training mode sees what it will see in the fit).
+
+    >>> import torch
+    >>> p = Offset(Pixels(torch.zeros(1, 1, 4, 4)), torch.ones(1, 1, 4, 4))
+    >>> float(p().detach().mean())
+    1.0
+    """
+
+    def __init__(self, param: Parameterization, base: Tensor, batch: int | None = None):
+        super().__init__()
+        self.param = param
+        self.out_hw = param.out_hw
+        if hasattr(param, "n_items"):
+            self.n_items = param.n_items
+        with torch.no_grad():
+            start = render(param, batch)
+        if start.shape != base.shape:
+            raise ValueError(f"base {tuple(base.shape)} does not match the generator's output {tuple(start.shape)}")
+        self.register_buffer("shift", (base - start).detach())
+
+    def forward(self, perturb: bool = True, index: Tensor | None = None) -> Tensor:
+        if index is None:
+            return self.param(perturb=perturb) + self.shift
+        return self.param(perturb=perturb, index=index) + self.shift[index.to(self.shift.device)]
+
+
 def render(param: Parameterization, batch: int | None = None) -> Tensor:
     """The current output without noise and without gradients. A multi-item parameterization
     (``n_items`` frames) fitted in mini-batches is rendered in the same batches of ``batch`` consecutive

@@ -149,6 +149,12 @@ GROUPS: dict[str, dict[str, dict]] = {"image": PRESETS, "mri-dip": MRI_PRESETS, 
 # The default of each MRI group: the CPU settings, in Python as on the command line.
 DEFAULTS = {"mri-dip": "convdecoder", "tddip": "tddip-cpu", "gip": "gip-cpu"}
 
+# The image tasks' defaults on a CPU, where the reference recipe would run for hours (denoise at 512²: ~8 s per
+# iteration × 3000). A task not named here runs its reference recipe if that is estimated to take under
+# CPU_BUDGET_S; otherwise the command asks for an explicit --preset or --iters (deepprior.tasks.solve).
+CPU_DEFAULTS = {"denoise": "fast"}
+CPU_BUDGET_S = 30 * 60
+
 
 def get_preset(name: str | None = None, group: str = "image") -> dict:
     """A deep copy of preset ``name`` of ``group`` (safe to modify); ``name=None`` is the group's default.

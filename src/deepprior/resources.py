@@ -118,3 +118,30 @@ def check_memory(need: int, device: torch.device, *, what: str, alternatives=(),
         msg += (f"; crop or downscale the image to about {16 * lo}×{16 * lo} pixels" if lo else
                 "; not even a 16×16 crop fits: free some memory")
     raise ResourceError(msg + " (set DEEPPRIOR_NO_MEMORY_GUARD=1 to try anyway)")
+
+
+def step_seconds(param: nn.Module, operator, y: torch.Tensor) -> float:
+    """Seconds of one optimizer step (forward, data term, backward) of ``param`` on this device, timed on a copy
+    so that the fit's weights, BatchNorm statistics and random streams are untouched; the faster of two steps
+    when the first is short (its one-off kernel set-up would dominate)."""
+    import time
+
+    gen = getattr(param, "generator", None)
+    if gen is not None:
+        param.generator = None  # a torch.Generator does not deep-copy
+    try:
+        twin = copy.deepcopy(param)
+    finally:
+        if gen is not None:
+            param.generator = gen
+    best = float("inf")
+    for _ in range(2):
+        t = time.perf_counter()
+        out = twin(perturb=False)
+        (operator(out) - y).abs().square().mean().backward()
+        if out.device.type == "cuda":
+            torch.cuda.synchronize(out.device)
+        best = min(best, time.perf_counter() - t)
+        if best > 1.0:
+            break
+    return best

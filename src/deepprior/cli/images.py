@@ -134,7 +134,7 @@ def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = "
         r = solve(problem, method=o["method"], preset=o.get("preset"), seed=o["seed"], device=o["device"],
                   callbacks=callbacks, reg_weight=o.get("reg_weight"), stop=o.get("stop"),
                   patience=o.get("patience"), refit=o.get("refit", False), checkpoint=ck, checkpoint_every=o.get("checkpoint_every") or 0,
-                  resume=ck if o.get("resume") else None, **overrides)
+                  resume=ck if o.get("resume") else None, announce=lambda line: echo(line, err=True), **overrides)
     except RuntimeError as e:
         if "deterministic" not in str(e):
             raise

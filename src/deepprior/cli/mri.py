@@ -11,6 +11,8 @@ import click
 
 from ..errors import ConfigError, InputError
 from ..mri.methods import METHODS, OPTIONS
+from ..mri.pics import KT_TV_TEMPORAL, KT_TV_WEIGHT, TV_STATIC_WEIGHT, WAVELET_WEIGHT
+from ..mri.recon import LPS_LAMBDA_L, LPS_LAMBDA_S
 from ..mri.sampling import PATTERNS
 from ..mri.tddip import MANIFOLDS
 from ..mri.tddip import STOPS as MRI_STOPS
@@ -127,7 +129,7 @@ def _is_series_npy(path, key) -> bool:
 # CLI option name → reconstruct() option name, for the options only some methods take.
 _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "batch": "batch", "patience": "patience",
           "lambda-l": "lambda_l", "lambda-s": "lambda_s", "weight": "weight", "checkpoint-every": "checkpoint_every",
-          "lam": "lam", "tv-weight": "tv_weight", "dc": "dc"}
+          "lam": "lam", "temporal": "temporal", "tv-weight": "tv_weight", "dc": "dc"}
 
 
 @mri.command("recon")
@@ -154,9 +156,13 @@ _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
               help="tddip: write the fit state to OUTPUT.ckpt every N sweeps (and on Ctrl-C).")
 @click.option("--resume", is_flag=True, help="tddip: continue the run saved in OUTPUT.ckpt.")
-@click.option("--lambda-l", type=click.FloatRange(min=0), default=None, help="L+S: low-rank threshold (default 0.01).")
-@click.option("--lambda-s", type=click.FloatRange(min=0), default=None, help="L+S: sparse threshold (default 0.01).")
-@click.option("--weight", type=click.FloatRange(min=0), default=None, help="k-t TV or L1-wavelet weight (default 0.001).")
+@click.option("--lambda-l", type=click.FloatRange(min=0), default=None, help=f"L+S: low-rank threshold (default {LPS_LAMBDA_L}).")
+@click.option("--lambda-s", type=click.FloatRange(min=0), default=None, help=f"L+S: sparse threshold (default {LPS_LAMBDA_S}).")
+@click.option("--weight", type=click.FloatRange(min=0), default=None,
+              help=f"tv: spatial TV λ (default {KT_TV_WEIGHT} for a series, {TV_STATIC_WEIGHT} for one frame); wavelet: "
+                   f"L1-wavelet λ (default {WAVELET_WEIGHT}); on data scaled to unit image intensity, as BART's pics.")
+@click.option("--temporal", type=click.FloatRange(min=0), default=None,
+              help=f"tv: temporal TV λ (default {KT_TV_TEMPORAL}; series only).")
 @click.option("--lam", type=click.FloatRange(min=0), default=None,
               help="grappa: Tikhonov weight of the kernel fit (default 0.01); cgsense: Tikhonov weight (default 0).")
 @click.option("--tv-weight", type=click.FloatRange(min=0), default=None,

@@ -38,11 +38,12 @@ from .metrics import mri_metrics
 from .nufft import RadialSENSE
 from .operators import CartesianSENSE, ChannelsToComplex
 from .raw import read_raw, undersample
-from .recon import KT_TV_WEIGHT, cg, cg_sense, kt_tv, l1_wavelet, low_rank_plus_sparse, zero_filled
+from .pics import KT_TV_TEMPORAL, KT_TV_WEIGHT, kt_tv, l1_wavelet, pics
+from .recon import cg, cg_sense, low_rank_plus_sparse, zero_filled
 from .sampling import PATTERNS, cartesian_mask, golden_angle_radial
 from .tddip import tddip
 
 __all__ = ["simulate", "load", "save", "read_raw", "undersample", "espirit_maps", "reconstruct", "MRIResult", "MRIData", "METHODS", "OPTIONS", "tddip", "gip",
            "admm", "metrics", "mri_metrics", "CartesianSENSE", "RadialSENSE", "ChannelsToComplex", "smooth_phase",
            "birdcage_maps", "estimate_maps", "normalize_maps", "rss", "fft2c", "ifft2c", "cg", "cg_sense", "kt_tv", "l1_wavelet",
-           "KT_TV_WEIGHT", "low_rank_plus_sparse", "zero_filled", "cartesian_mask", "golden_angle_radial", "PATTERNS"]
+           "KT_TV_WEIGHT", "KT_TV_TEMPORAL", "pics", "low_rank_plus_sparse", "zero_filled", "cartesian_mask", "golden_angle_radial", "PATTERNS"]

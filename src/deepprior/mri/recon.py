@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..fit import FitConfig, fit
 from ..operators.base import LinearOperator
-from ..params import Pixels
-from ..regularizers import TV, WaveletL1
 from .operators import CartesianSENSE
 
 
@@ -91,8 +88,14 @@ def _soft(x: Tensor, thresh: float) -> Tensor:
     return x * torch.clamp(mag - thresh, min=0) / torch.where(mag > 0, mag, torch.ones_like(mag))
 
 
-def low_rank_plus_sparse(op: LinearOperator, y: Tensor, *, lambda_l: float = 0.01, lambda_s: float = 0.01,
-                         iters: int = 50, tol: float = 1e-4) -> tuple[Tensor, Tensor]:
+# L+S thresholds (relative, see low_rank_plus_sparse), tuned on OCMR k-t R = 4 with the k-t TV weights
+# (bench/classical_tuned.py) and reused everywhere else.
+LPS_LAMBDA_L = 0.001
+LPS_LAMBDA_S = 0.0003
+
+
+def low_rank_plus_sparse(op: LinearOperator, y: Tensor, *, lambda_l: float = LPS_LAMBDA_L, lambda_s: float = LPS_LAMBDA_S,
+                         iters: int = 500, tol: float = 1e-4) -> tuple[Tensor, Tensor]:
     """L+S (Otazo, Candès, Sodickson, MRM 2015) for dynamic data ``x = L + S`` ``(T, H, W)``.
 
     L is low rank in the Casorati matrix (space × time), S sparse in the temporal Fourier domain.
@@ -119,63 +122,3 @@ def low_rank_plus_sparse(op: LinearOperator, y: Tensor, *, lambda_l: float = 0.0
         if torch.linalg.vector_norm(m - m_prev) <= tol * torch.linalg.vector_norm(m_prev):
             break
     return l_mat, s
-
-
-class KtTV(nn.Module):
-    """Spatial TV of every frame plus ``temporal`` × the mean absolute temporal difference."""
-
-    def __init__(self, temporal: float = 1.0):
-        super().__init__()
-        self.tv = TV("iso")
-        self.temporal = temporal
-
-    def forward(self, x: Tensor) -> Tensor:
-        spatial = self.tv(x.unsqueeze(0) if x.ndim == 3 else x)
-        tt = (x[1:] - x[:-1]).abs().mean() if x.shape[0] > 1 else x.new_zeros(()).real
-        return spatial + self.temporal * tt
-
-
-
-
-# λ of k-t TV, tuned on OCMR k-t R = 8 (docs/mri.md); the CLI and reconstruct() use it too.
-KT_TV_WEIGHT = 0.001
-
-
-def kt_tv(op: LinearOperator, y: Tensor, *, weight: float = KT_TV_WEIGHT, temporal: float = 2.0, iters: int = 300,
-          lr: float = 0.01, callbacks=()) -> Tensor:
-    """k-t TV compressed sensing ``min ‖Ax − y‖² + λ (TV_xy(x) + μ TV_t(x))`` through the shared fit loop
-    (complex pixels as parameters, Adam), started from the zero-filled image."""
-    x0 = op.adjoint(y)
-    # The fit loop's data term is a mean over all k-space entries; scale λ to match a sum-normalised objective.
-    scale = y.numel() / x0.numel()
-    cfg = FitConfig(iters=iters, lr=lr, ema=None, backtrack=False, reg_weight=weight / scale)
-    r = fit(Pixels(x0), op, y, cfg, regularizer=KtTV(temporal) if weight > 0 else None, callbacks=callbacks)
-    return r.image
-
-
-class ComplexWaveletL1(nn.Module):
-    """L1 of the orthonormal wavelet detail coefficients of the real and imaginary parts of every frame."""
-
-    def __init__(self, wavelet: str = "db4", levels: int = 3):
-        super().__init__()
-        self.w = WaveletL1(wavelet, levels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x.unsqueeze(0) if x.ndim == 2 else x
-        return self.w(torch.stack([x.real, x.imag], 1))
-
-
-# λ of L1-wavelet: the same scale as k-t TV's (docs/real_data.md tunes both per data set).
-WAVELET_WEIGHT = 0.001
-
-
-def l1_wavelet(op: LinearOperator, y: Tensor, *, weight: float = WAVELET_WEIGHT, iters: int = 300, lr: float = 0.01,
-               callbacks=()) -> Tensor:
-    """PICS-style compressed sensing ``min ‖Ax − y‖² + λ ‖Ψx‖₁`` (Ψ: db4 wavelets, 3 levels, per frame) through the
-    shared fit loop (complex pixels, Adam), started from the zero-filled image — BART's ``pics -l1``
-    objective, solved by a different algorithm."""
-    x0 = op.adjoint(y)
-    scale = y.numel() / x0.numel()
-    cfg = FitConfig(iters=iters, lr=lr, ema=None, backtrack=False, reg_weight=weight / scale)
-    return fit(Pixels(x0), op, y, cfg, regularizer=ComplexWaveletL1() if weight > 0 else None,
-               callbacks=callbacks).image

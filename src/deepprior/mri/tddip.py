@@ -25,9 +25,9 @@ from ..fit import FitConfig, fit, resolve_device
 from ..fit.stopping import Holdout, WindowedVariance
 from ..nets import MapNet, build_net
 from ..nets.common import center_crop
-from ..params import Parameterization, render
+from ..params import Offset, Parameterization, render
 from ..presets import resolve
-from .common import MRIOracle, image_on_interrupt, kspace_scale, radial_weights, split_kspace, support
+from .common import MRIOracle, image_on_interrupt, kspace_scale, radial_weights, split_kspace, support, weighted
 from .data import MRIData
 from .operators import ChannelsToComplex
 
@@ -128,7 +128,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
           manifold_kind: str | None = None, cycles: float | None = None, coords=None, stop: str = "holdout",
           holdout: float = 0.05, patience: int | None = None, dcf: bool = True, seed: int = 0, callbacks=(),
           ref: Tensor | None = None, device: str | torch.device = "auto", checkpoint=None, checkpoint_every: int = 0,
-          resume=None, **fit_overrides) -> tuple[Tensor, dict]:
+          resume=None, init=None, **fit_overrides) -> tuple[Tensor, dict]:
     """Reconstruct a dynamic series with TDDIP. Returns the complex series ``(T, H, W)`` and an info dict
     (steps, sweeps, seconds, the stopped/selected sweep, loss curves and — with ``ref`` — the oracle
     PSNR curve and its best sweep, as diagnostics). Most users call
@@ -140,6 +140,8 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     outputs) or ``'none'`` (run all ``steps``). ``steps`` counts optimizer steps of ``batch`` frames, as the
     reference. ``device``: ``'auto'`` takes a CUDA GPU when there is one.
     ``checkpoint``/``checkpoint_every``/``resume`` as in :func:`~deepprior.fit.fit` (counted in sweeps).
+    ``init``: ``'tv'`` (the ``tv`` method's k-t TV solution at its defaults) or a complex series ``(T, H, W)`` —
+    the generator then starts exactly at that image and fits only the changes (:class:`~deepprior.params.Offset`).
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
@@ -179,6 +181,8 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     with torch.no_grad():
         scale = kspace_scale(render(param, b), data)
     where = support(data)  # the maps' null space stays 0 (see common.support)
+    if init is not None:
+        param = Offset(param, c2c.adjoint(_start(init, data) * scale, (t_frames, 2, *data.shape)), batch=b)
     to_image = lambda x: c2c(x) / scale * where  # noqa: E731
 
     cbs = list(callbacks)
@@ -212,3 +216,18 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
         info.update(oracle_iters=oracle.iters, oracle_psnr=oracle.psnr_ema, oracle_best_sweep=oracle.best_iter,
                     oracle_best_psnr=oracle.best_psnr)
     return x, info
+
+
+def _start(init, data: MRIData) -> Tensor:
+    """The complex series a warm-started TDDIP begins from."""
+    if isinstance(init, str):
+        if init != "tv":
+            raise ConfigError(f"init must be 'tv' or a complex series (T, H, W), got {init!r}")
+        from .pics import kt_tv
+
+        return kt_tv(*weighted(data)).detach()
+    x = torch.as_tensor(init).to(data.kspace.device)
+    if not x.is_complex() or tuple(x.shape) != (data.frames, *data.shape):
+        raise InputError(f"init must be a complex series of shape {(data.frames, *data.shape)}, got "
+                         f"{tuple(x.shape)} {x.dtype}")
+    return x

@@ -101,8 +101,13 @@ def flash_problem(flash: Tensor, noflash: Tensor, gt: Tensor | None = None) -> P
     return Problem("flash", Identity(), noflash, hw, c, noflash, check_gt(gt, hw, c), code_image=flash)
 
 
-def default_preset(problem: Problem) -> str:
-    """The reference recipe that fits the problem."""
+def default_preset(problem: Problem, device=None) -> str:
+    """The recipe a run gets when it names none: on a CPU the task's quick preset (``CPU_DEFAULTS``), else the
+    reference recipe that fits the problem."""
+    from ..presets import CPU_DEFAULTS
+
+    if device is not None and getattr(device, "type", device) == "cpu" and problem.task in CPU_DEFAULTS:
+        return CPU_DEFAULTS[problem.task]
     if problem.task == "denoise":
         s = problem.info.get("sigma")
         return "denoise-s50" if s is not None and s >= 37.5 / 255 else "denoise"

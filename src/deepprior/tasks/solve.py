@@ -155,10 +155,34 @@ def make_stopper(problem: Problem, stop: str, *, seed: int = 0, patience: int | 
     return Holdout(va_op, Mask(val)(y), patience=patience or 500, count=count, source="ema"), fit_problem
 
 
+def _announce(announce, prob: Problem, param, cfg: FitConfig, what: str, dev, stop: str, check: bool = False) -> None:
+    """Tell the user what runs and for how long (one timed step × iterations); refuse a default recipe that would
+    run past the CPU budget."""
+    from ..presets import CPU_BUDGET_S
+    from ..resources import step_seconds
+
+    if announce is None and not (check and dev.type == "cpu"):
+        return
+    per = step_seconds(param, prob.operator, prob.y)
+    total = per * cfg.iters
+    if check and dev.type == "cpu" and total > CPU_BUDGET_S:
+        raise ConfigError(f"{prob.task}: the reference recipe ({what}) would take about {_duration(total)} on this CPU "
+                          f"({cfg.iters} iterations at {per:.2f} s); pass --preset to run it anyway, --iters N for a "
+                          "shorter run, or --device cuda on a GPU")
+    if announce is not None:
+        bound = f"up to {cfg.iters} iterations, stops by itself ({stop}): at most" if stop != "none" else \
+            f"{cfg.iters} iterations: about"
+        announce(f"{prob.task}: {what} on {dev.type}, {bound} {_duration(total)} ({per:.3f} s/iteration)")
+
+
+def _duration(sec: float) -> str:
+    return f"{sec:.0f} s" if sec < 120 else f"{sec / 60:.0f} min" if sec < 7200 else f"{sec / 3600:.1f} h"
+
+
 def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = None, seed: int = 0,
           device: str = "auto", callbacks: tuple[Callback, ...] | list = (), reg_weight: float | None = None,
           stop: str | None = None, patience: int | None = None, refit: bool = False, checkpoint=None,
-          checkpoint_every: int = 0, resume=None, **overrides) -> Restoration:
+          checkpoint_every: int = 0, resume=None, announce=None, **overrides) -> Restoration:
     """Reconstruct ``problem`` with DIP (``method='dip'``) or a classical prior (``'tv'``,
     ``'tv-aniso'``, ``'wavelet'``), through the one fit loop.
 
@@ -170,9 +194,19 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
     iterations the held-out loss chose, and deliver that (twice the time, no sample left out).
     ``checkpoint``/``checkpoint_every``/``resume``: see :func:`~deepprior.fit.fit`; Ctrl-C raises
     :class:`~deepprior.fit.FitInterrupted` with the result so far.
+
+    Without a ``preset``, a CPU gets the task's quick preset (``presets.CPU_DEFAULTS``: ``fast`` for denoising)
+    and a GPU the reference recipe; a reference recipe estimated (one timed step) to run longer than
+    ``presets.CPU_BUDGET_S`` with neither ``preset`` nor ``iters`` given raises a :class:`ConfigError` that names
+    the choices. ``announce(line)`` receives, before the fit, what runs: method, preset, device, iterations and
+    the estimated time.
     """
     if method not in IMAGE_METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(IMAGE_METHODS)}")
+    dev = resolve_device(device)
+    chosen_for_device = method == "dip" and preset is None
+    if chosen_for_device:
+        preset = default_preset(problem, dev)
     # The preset's rule (and its patience) fills in what the caller left open.
     rule = (resolve_preset(problem, preset, **overrides)[1].get("stop") or {}) if method == "dip" else {}
     if stop is None:
@@ -181,7 +215,6 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
         patience = rule.get("patience")
     if refit and stop != "holdout":
         raise ConfigError("refit re-runs a fit for the iteration count the held-out loss chose; use it with stop holdout")
-    dev = resolve_device(device)
     stopper, prob = make_stopper(problem, stop, seed=seed, patience=patience)
     prob = prob.to(dev)
     user_callbacks = list(callbacks)  # the refit gets these, never this run's stopper
@@ -198,6 +231,8 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
         param = build_dip(prob, p, seed=seed, device=dev)
         _memory_guard(prob, param, p, name, dev, window=getattr(stopper, "window", 0))
         cfg = FitConfig(**p["fit"])
+        _announce(announce, prob, param, cfg, f"dip, preset {name}", dev, stop,
+                  check=chosen_for_device and overrides.get("iters") is None)
         result = fit(param, prob.operator, prob.y, cfg, gt=gt, callbacks=callbacks, checkpoint=checkpoint,
                      checkpoint_every=checkpoint_every, resume=resume)
     else:
@@ -221,6 +256,7 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
         cfg = FitConfig().replace(**fit_kw, reg_weight=reg_weight)
         param = Pixels(prob.degraded.clamp(0, 1)).to(dev)
         reg = build_regularizer(method).to(dev) if reg_weight > 0 else None  # weight 0 = the plain data fit
+        _announce(announce, prob, param, cfg, f"classical {method} (λ {reg_weight:.3g})", dev, stop)
         result = fit(param, prob.operator, prob.y, cfg, regularizer=reg, gt=gt,
                      callbacks=callbacks, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     if refit and result.selected_iter is not None:

@@ -1,0 +1,90 @@
+"""ADMM compressed sensing (deepprior.mri.pics): exact adjoints, convergence, scale invariance, gains."""
+
+import math
+
+import pytest
+import torch
+
+from deepprior import mri
+from deepprior.errors import ConfigError
+from deepprior.mri.pics import TERMS, objective, pics, soft
+
+from .conftest import cine_phantom
+
+
+def _cplx(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.complex(torch.randn(shape, generator=g), torch.randn(shape, generator=g))
+
+
+@pytest.mark.parametrize("name", sorted(TERMS))
+def test_every_transform_has_its_exact_adjoint(name):
+    g = TERMS[name]()
+    x = _cplx(5, 64, 48)
+    gx = g(x)
+    v = _cplx(*gx.shape, seed=1)
+    lhs = torch.vdot(gx.flatten(), v.flatten())
+    rhs = torch.vdot(x.flatten(), g.adjoint(v, tuple(x.shape)).flatten())
+    assert abs(lhs - rhs) < 1e-4 * abs(lhs), (name, lhs, rhs)
+
+
+def test_soft_threshold_is_the_prox_of_the_group_norm():
+    v = _cplx(3, 2, 4, 4)
+    out = soft(v, 0.7, group=2)
+    mag = v.abs().square().sum(-3, keepdim=True).sqrt()
+    expect = torch.where(mag > 0.7, v * (1 - 0.7 / mag), torch.zeros_like(v))
+    assert torch.allclose(out, expect, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def cine():
+    return mri.simulate(cine_phantom(frames=6, n=32), coils=4, pattern="kt-random", accel=4, center=4, snr_db=30, seed=0)
+
+
+def test_admm_reaches_the_minimum(cine):
+    """ADMM's objective at 150 iterations is within 0.5 % of a 600-iteration run's, and below the zero-filled image's
+    and that of small perturbations of the solution (a minimum, not just a lower value)."""
+    op, y = cine.operator, cine.kspace
+    regs = {"tv": 0.001, "tv-t": 0.01}
+    r = pics(op, y, regs, iters=150, tol=0.0)
+    ref = pics(op, y, regs, iters=600, tol=0.0)
+    s = r.scale
+    terms = [(TERMS[k](), v) for k, v in regs.items()]
+    f = lambda x: objective(op, y * s, x * s, terms)  # noqa: E731
+    assert f(r.image) <= 1.005 * f(ref.image), (f(r.image), f(ref.image))
+    assert f(ref.image) < f(op.adjoint(y))
+    for seed in range(3):
+        assert f(ref.image) <= f(ref.image + 0.01 * _cplx(*ref.image.shape, seed=seed).mul(ref.image.abs().mean()))
+
+
+def test_lambda_is_independent_of_the_data_units(cine):
+    a = pics(cine.operator, cine.kspace, {"tv-t": 0.01}, iters=20)
+    b = pics(cine.operator, 1000 * cine.kspace, {"tv-t": 0.01}, iters=20)
+    assert torch.allclose(b.image / 1000, a.image, rtol=1e-3, atol=1e-4 * float(a.image.abs().max()))
+
+
+def test_no_prior_is_least_squares():
+    d = mri.simulate(cine_phantom(frames=2, n=16), coils=2, accel=1, center=16, snr_db=None, seed=0)
+    r = pics(d.operator, d.kspace, {"tv": 0.0})
+    assert torch.allclose(r.image, d.gt.to(r.image.dtype), atol=1e-4)
+
+
+def test_kt_tv_gains_over_cg_sense_and_adapts_rho():
+    """k-t TV on a beating disc (8 frames, 3×, SNR 30 dB): ≥ 8 dB over CG-SENSE (measured 13.5), whatever ρ it
+    starts from (residual balancing), and stable between 100 and 300 iterations."""
+    d = mri.simulate(cine_phantom(frames=8, n=32), coils=4, pattern="kt-random", accel=3, center=4, snr_db=30, seed=0)
+    cg = mri.reconstruct(d, "cgsense", device="cpu").metrics["psnr"]
+    psnrs = [mri.reconstruct(d, "tv", weight=3e-4, temporal=0.01, rho=rho, iters=it, device="cpu").metrics["psnr"]
+             for rho, it in ((0.05, 100), (2.0, 100), (0.5, 300))]
+    assert min(psnrs) > cg + 8, (psnrs, cg)
+    assert max(psnrs) - min(psnrs) < 0.3, psnrs
+
+
+def test_temporal_terms_need_a_series_and_names_are_checked():
+    d = mri.simulate(cine_phantom(frames=1, n=16)[0], coils=2, accel=2, center=4, seed=0)
+    with pytest.raises(ConfigError, match="series"):
+        pics(d.operator, d.kspace, {"tv-t": 0.01})
+    with pytest.raises(ConfigError, match="unknown regularizer"):
+        pics(d.operator, d.kspace, {"tgv": 0.01})
+    r = mri.reconstruct(d, "tv", device="cpu", weight=0.003)  # a static slice: spatial TV only
+    assert math.isfinite(r.metrics["psnr"]) and r.info["temporal"] is not None
