@@ -1,6 +1,6 @@
 """The pictures a user looks at first: input | classical | deepprior | truth, PSNR on every panel (docs/gallery.md).
 
-    python bench/gallery.py                 # every task, about 15 min on 2 cores; writes docs/img/gallery_*.png
+    python bench/gallery.py                 # every task, about 25 min on 2 cores (inpaint 12); writes docs/img/gallery_*.png
     python bench/gallery.py --tasks denoise mri
 
 Small crops so that the whole gallery runs on a CPU. Every DIP run stops by its own rule or runs a stated budget;
@@ -35,7 +35,7 @@ def crop(x, h, w, top=None, left=None):
 
 
 def narrow(name, width=64, iters=None):
-    """A reference recipe at a CPU width (the gallery's budget), everything else as the reference."""
+    """A reference recipe at a CPU width down/up (the gallery's budget; skip widths stay the reference's)."""
     p = get_preset(name)
     p["net"] = {**p["net"], "channels_down": [width] * 5, "channels_up": [width] * 5}
     if iters:
