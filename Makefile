@@ -40,7 +40,13 @@ BENCH_SCRIPTS := \
 	"bench/mri_speed.py" \
 	"bench/real_data.py" \
 	"bench/real_dip.py tv" \
-	"bench/real_dip.py seeds"
+	"bench/real_dip.py seeds" \
+	"bench/classical_tuned.py --only cartesian" \
+	"bench/classical_tuned.py --only radial" \
+	"bench/mri_baselines.py --static-only --static-dip 1500 --static-accels 4 8" \
+	"bench/hybrid.py --seeds 0" \
+	"bench/natural_vs_cbm3d.py f16" \
+	"bench/gallery.py"
 
 bench: venv
 	@set -e; for s in $(BENCH_SCRIPTS); do echo "== python $$s"; $(BIN)/python $$s; done
