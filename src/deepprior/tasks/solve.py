@@ -166,7 +166,7 @@ def _announce(announce, prob: Problem, param, cfg: FitConfig, what: str, dev, st
     per = step_seconds(param, prob.operator, prob.y)
     total = per * cfg.iters
     if check and dev.type == "cpu" and total > CPU_BUDGET_S:
-        raise ConfigError(f"{prob.task}: the reference recipe ({what}) would take about {_duration(total)} on this CPU "
+        raise ConfigError(f"{prob.task}: the default recipe ({what}) would take about {_duration(total)} on this CPU "
                           f"({cfg.iters} iterations at {per:.2f} s); pass --preset to run it anyway, --iters N for a "
                           "shorter run, or --device cuda on a GPU")
     if announce is not None:
