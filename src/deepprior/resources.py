@@ -20,16 +20,22 @@ from .errors import ResourceError
 GIB = 1024**3
 
 
-def activation_bytes(param: nn.Module) -> int:
-    """Bytes of all leaf-module outputs of one forward pass, measured on the meta device."""
+def _copy(param: nn.Module) -> nn.Module:
+    """A deep copy of ``param`` without its random generator (a torch.Generator neither deep-copies nor lives on
+    meta), so that measuring never touches the fit's weights, statistics or random stream."""
     gen = getattr(param, "generator", None)
     if gen is not None:
-        param.generator = None  # a torch.Generator neither deep-copies nor lives on meta
+        param.generator = None
     try:
-        meta = copy.deepcopy(param).to("meta")
+        return copy.deepcopy(param)
     finally:
         if gen is not None:
             param.generator = gen
+
+
+def activation_bytes(param: nn.Module) -> int:
+    """Bytes of all leaf-module outputs of one forward pass, measured on the meta device."""
+    meta = _copy(param).to("meta")
     total = 0
 
     def hook(_m, _i, out):
@@ -126,14 +132,7 @@ def step_seconds(param: nn.Module, operator, y: torch.Tensor) -> float:
     when the first is short (its one-off kernel set-up would dominate)."""
     import time
 
-    gen = getattr(param, "generator", None)
-    if gen is not None:
-        param.generator = None  # a torch.Generator does not deep-copy
-    try:
-        twin = copy.deepcopy(param)
-    finally:
-        if gen is not None:
-            param.generator = gen
+    twin = _copy(param)
     best = float("inf")
     for _ in range(2):
         t = time.perf_counter()

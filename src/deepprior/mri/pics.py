@@ -84,9 +84,7 @@ class Wavelet(LinearOperator):
         self.w = WaveletL1(wavelet, levels)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.reshape(-1, *x.shape[-2:])
-        parts = [torch.cat([d.flatten(1) for d in self.w.transform(p[:, None])[:-1]], 1) for p in (x.real, x.imag)]
-        return torch.complex(*parts)
+        return torch.complex(self._real(x.real), self._real(x.imag))
 
     def adjoint(self, g: Tensor, in_shape=None) -> Tensor:
         def real_adj(v):
