@@ -46,7 +46,8 @@ BENCH_SCRIPTS := \
 	"bench/mri_baselines.py --static-only --static-dip 1500 --static-accels 4 8" \
 	"bench/hybrid.py --seeds 0" \
 	"bench/natural_vs_cbm3d.py f16" \
-	"bench/gallery.py"
+	"bench/gallery.py" \
+	"bench/batch.py"
 
 bench: venv
 	@set -e; for s in $(BENCH_SCRIPTS); do echo "== python $$s"; $(BIN)/python $$s; done

@@ -86,3 +86,24 @@ def test_static_dip_holdout_selects_an_iterate_and_zeroes_outside_the_maps(cine)
     r = mri.reconstruct(d, "dip", device="cpu", iters=60, stop="holdout", patience=1000, **TINY["dip"])
     assert r.selected_iter is not None and 0 <= r.selected_iter < 60 and r.iters == 60
     assert float(r.image[0, :3].abs().max()) == 0.0 and float(r.image[0, 3:].abs().max()) > 0
+
+
+@pytest.mark.parametrize("method", ["tddip", "gip", "dip"])
+def test_network_methods_refuse_a_fit_that_cannot_fit_in_memory(cine, method, monkeypatch):
+    import deepprior.resources as res
+    from deepprior.errors import ResourceError
+
+    seen = []
+    real = res.check_memory
+
+    def spy(need, device, **kw):
+        seen.append(need)
+        return real(need, device, **kw)
+
+    monkeypatch.setattr(res, "check_memory", spy)
+    monkeypatch.setattr(res, "available_bytes", lambda device: 64 * 2**20)  # 64 MiB free
+    with pytest.raises(ResourceError, match="needs about .* GiB but 0.1 GiB are free"):
+        mri.reconstruct(cine, method, iters=2, device="cpu", **TINY[method])
+    monkeypatch.setattr(res, "available_bytes", lambda device: 64 * 2**30)
+    mri.reconstruct(cine, method, iters=2, device="cpu", **TINY[method])
+    assert seen[0] > res.RUNTIME_OVERHEAD  # the network and the data are counted on top of the fixed part

@@ -1,5 +1,5 @@
-"""Command-line interface: ``deepprior denoise|inpaint|superres|deblur|jpeg|flash|demo|presets`` and
-``deepprior mri simulate|recon``.
+"""Command-line interface: ``deepprior denoise|inpaint|superres|deblur|jpeg|flash|demo|presets``,
+``deepprior mri simulate|recon`` and ``deepprior batch``.
 
 Bad input gives one ``error:`` line and exit code 2; existing outputs are never replaced without
 ``--overwrite``. The commands live by family: :mod:`.images` (natural images), :mod:`.mri`; :mod:`.common`
@@ -15,6 +15,7 @@ import click
 
 from ..errors import DeeppriorError
 from . import images
+from .batch import batch
 from .common import device_option, echo
 from .mri import mri
 
@@ -25,7 +26,7 @@ def cli():
     """Image reconstruction with untrained networks (Deep Image Prior)."""
 
 
-for _cmd in (images.denoise, images.inpaint, images.superres, images.deblur, images.jpeg, images.flash, mri):
+for _cmd in (images.denoise, images.inpaint, images.superres, images.deblur, images.jpeg, images.flash, mri, batch):
     cli.add_command(_cmd)
 
 

@@ -6,6 +6,8 @@ and ends with one summary line (PSNR/SSIM when a ground truth is known).
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -102,9 +104,54 @@ def _maybe_noise(x, o):
     return add_noise(x, o["add_noise"] / 255.0, seed=o["seed"])
 
 
-def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = "") -> None:
-    import torch.nn.functional as F
+@dataclass
+class Prepared:
+    """What a command builds before it fits: the problem, the parsed options and how to save the result."""
 
+    problem: object
+    options: dict
+    alpha: object = None
+    bit_depth: int = 8
+
+
+# Set by prepare(): the command builds its problem and hands it back instead of fitting (the batch layer's
+# grouped fits use the commands' own option parsing and loading).
+_PREPARE_ONLY: ContextVar[bool] = ContextVar("prepare_only", default=False)
+
+
+def prepare(command: click.Command, argv: list[str]) -> Prepared:
+    """Parse ``argv`` with a restoration ``command`` and build its problem without fitting it.
+
+    >>> import numpy as np, tempfile, os
+    >>> from deepprior.io import save_image
+    >>> d = tempfile.mkdtemp(); f = os.path.join(d, "x.png"); save_image(f, np.full((8, 8, 1), 0.5))
+    >>> prepare(denoise, [f, "-o", os.path.join(d, "y.png")]).problem.out_hw
+    (8, 8)
+    """
+    token = _PREPARE_ONLY.set(True)
+    try:
+        return command.main(args=list(argv), standalone_mode=False)
+    finally:
+        _PREPARE_ONLY.reset(token)
+
+
+def save_restored(out, image, alpha=None, bit_depth: int = 8) -> None:
+    """Write a restored (H, W, C) image with the input's alpha channel (resized to it) and bit depth."""
+    from ..io import save_image
+
+    if alpha is not None and alpha.shape != image.shape[:2]:
+        import torch
+        import torch.nn.functional as F
+
+        a = torch.from_numpy(alpha)[None, None]
+        alpha = F.interpolate(a, size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0].clamp(0, 1).numpy()
+    save_image(out, image, alpha, bit_depth)
+
+
+def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = ""):
+    """Fit, save, print the summary line; returns the summary (iterations, seconds, metrics) for the batch layer."""
+    if _PREPARE_ONLY.get():
+        return Prepared(problem, o, alpha, bit_depth)
     from ..fit import ProgressBar, SaveEvery
     from ..fit.callbacks import numbered_path
     from ..io import save_image
@@ -147,12 +194,7 @@ def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = "
         echo(f"interrupted after {e.result.iters_run} iterations: wrote {out} and {ck}; continue with --resume",
               err=True)
         raise
-    if alpha is not None and alpha.shape != r.image.shape[:2]:
-        import torch
-
-        a = torch.from_numpy(alpha)[None, None]
-        alpha = F.interpolate(a, size=r.image.shape[:2], mode="bilinear", align_corners=False)[0, 0].clamp(0, 1).numpy()
-    save_image(out, r.image, alpha, bit_depth)
+    save_restored(out, r.image, alpha, bit_depth)
     if o.get("figure"):
         panels = [("degraded", to_numpy(problem.degraded)), (f"restored ({o['method']})", r.image)]
         if problem.gt is not None:
@@ -177,6 +219,9 @@ def _execute(problem, o: dict, *, alpha=None, bit_depth: int = 8, title: str = "
         if "psnr_oracle_best" in r.metrics:
             line += f"  (oracle best {r.metrics['psnr_oracle_best']:.2f} dB at it {r.metrics['oracle_best_iter'] + 1})"
     echo(line)
+    return {"iterations": f.iters_run, "selected_iter": f.selected_iter, "seconds": round(f.seconds, 3),
+            "preset": r.preset, "stop": r.stop, **{k: round(float(r.metrics[k]), 4) for k in ("psnr", "ssim")
+                                                   if k in r.metrics}}
 
 
 def _psnr_str(x, gt) -> str:
@@ -198,7 +243,7 @@ def denoise(input, sigma, **o):
         sigma = o["add_noise"]
     from ..tasks import denoise_problem
 
-    _execute(denoise_problem(x, gt, sigma=None if sigma is None else sigma / 255.0), o, alpha=img.alpha,
+    return _execute(denoise_problem(x, gt, sigma=None if sigma is None else sigma / 255.0), o, alpha=img.alpha,
              bit_depth=img.bit_depth)
 
 
@@ -220,7 +265,7 @@ def inpaint(input, mask_path, mask_ratio, **o):
     mask = load_mask(mask_path, hw) if mask_path else random_mask(hw, mask_ratio, seed=o["seed"]).numpy()
     p = inpaint_problem(x, mask, gt)
     p.info["preset"] = "inpaint" if mask_path else "restoration"
-    _execute(p, o, alpha=img.alpha, bit_depth=img.bit_depth)
+    return _execute(p, o, alpha=img.alpha, bit_depth=img.bit_depth)
 
 
 @click.command()
@@ -239,7 +284,7 @@ def superres(input, factor, downscale, kernel, **o):
         raise InputError(f"--factor {factor} and --downscale {downscale} disagree; give one")
     f = factor or downscale or 4
     img, x, gt = _read(input, o, (lambda v: synth_downscale(v, f)) if downscale else None)
-    _execute(superres_problem(x, f, gt, kernel=kernel), o, alpha=img.alpha, bit_depth=img.bit_depth)
+    return _execute(superres_problem(x, f, gt, kernel=kernel), o, alpha=img.alpha, bit_depth=img.bit_depth)
 
 
 @click.command()
@@ -261,7 +306,7 @@ def deblur(input, kernel_path, blur_sigma, apply_blur, boundary, **o):
     check_outputs(o)  # before reading the kernel, so that a refused output costs nothing
     k = load_kernel(kernel_path) if kernel_path else gaussian_kernel(blur_sigma)
     img, x, gt = _read(input, o, Blur(k, boundary) if apply_blur else None)
-    _execute(deblur_problem(x, k, gt, boundary=boundary), o, alpha=img.alpha, bit_depth=img.bit_depth)
+    return _execute(deblur_problem(x, k, gt, boundary=boundary), o, alpha=img.alpha, bit_depth=img.bit_depth)
 
 
 @click.command()
@@ -274,7 +319,7 @@ def jpeg(input, quality, **o):
     from ..tasks import jpeg_compress, jpeg_problem
 
     img, x, gt = _read(input, o, (lambda v: jpeg_compress(v, quality)) if quality else None)
-    _execute(jpeg_problem(x, gt), o, alpha=img.alpha, bit_depth=img.bit_depth)
+    return _execute(jpeg_problem(x, gt), o, alpha=img.alpha, bit_depth=img.bit_depth)
 
 
 @click.command()
@@ -290,4 +335,4 @@ def flash(flash, noflash, **o):
     check_outputs(o)
     _, f = _load(flash, "flash image")
     img, n = _load(noflash, "no-flash image")
-    _execute(flash_problem(f, n, _load_gt(o)), o, alpha=img.alpha, bit_depth=img.bit_depth)
+    return _execute(flash_problem(f, n, _load_gt(o)), o, alpha=img.alpha, bit_depth=img.bit_depth)

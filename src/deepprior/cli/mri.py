@@ -257,6 +257,10 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
     if r.metrics:
         line += " | " + r.summary()
     echo(line)
+    # for the batch layer: what the manifest records, and the scale that stacks slices into one volume
+    return {"seconds": round(r.seconds, 3), "selected_iter": r.selected_iter, "scale": float(d.meta.get("scale", 1.0)),
+            "iterations": info.get("steps"), **{k: round(float(v), 4) for k, v in (r.metrics or {}).items()
+                                                if k in ("psnr", "ssim", "nrmse")}}
 
 
 def _all_slices(load, n, method, iters, seed, device, quiet, output, opts):

@@ -16,7 +16,7 @@ from ..nets import build_net, make_code
 from ..params import DIP, BatchedDIP
 from ..presets import resolve
 from ..regularizers import TV
-from .common import data_consistency, image_on_interrupt, kspace_scale, split_kspace, support
+from .common import check_network_memory, data_consistency, image_on_interrupt, kspace_scale, split_kspace, support
 from .data import MRIData
 from .operators import ChannelsToComplex
 
@@ -99,6 +99,7 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
     # Every frame starts from the same seeded network: frame t's result does not depend on the others.
     dips = [build_static_dip(p, data.shape, seed) for _ in range(t)]
     param = (dips[0] if t == 1 else BatchedDIP(dips)).to(dev)
+    check_network_memory(param, data, dev, what="static DIP")
     c2c = ChannelsToComplex(frames=t)
     with torch.no_grad():
         out = param(perturb=False)  # (T, 2, H, W) real/imag

@@ -35,7 +35,7 @@ from ..fit.stopping import Holdout
 from ..params import Parameterization
 from ..presets import resolve
 from .admm import admm
-from .common import MRIOracle, image_on_interrupt, kspace_scale, split_kspace, support
+from .common import MRIOracle, check_network_memory, image_on_interrupt, kspace_scale, split_kspace, support
 from .data import MRIData
 from .metrics import mri_psnr
 from .operators import ChannelsToComplex
@@ -319,6 +319,7 @@ def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = 
         net = GIPNet(t, data.shape, ch=p["ch"], ch_z=p["ch_z"], z_size=p["z_size"], k=p["k"])
         z = torch.rand(1, p["ch_z"], p["z_size"], p["z_size"]) * 0.1
     param = GIP(net, z).to(dev)
+    check_network_memory(param, data, dev, what="GIP")
     c2c = ChannelsToComplex(frames=t)
     if stop == "holdout":
         tr_op, y_tr, va_op, y_va, count = split_kspace(data, holdout, seed=seed + 11)
@@ -382,9 +383,8 @@ def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = 
             if ref is not None:
                 admm_log.append(mri_psnr(xk / scale, ref))
 
-        cfg = FitConfig(betas=tuple(p["betas"]))
+        cfg, val = FitConfig(betas=tuple(p["betas"])), (va_op, y_va * scale) if stop == "holdout" else None
         _phase(callbacks, "gip admm", a["outer"] * a["net_steps"])
-        val = (va_op, y_va * scale) if stop == "holdout" else None
         s0 = time.perf_counter()
         with image_on_interrupt(to_image):
             r = admm(param, tr_op, y, rho=a["rho"], outer=a["outer"], cg_iters=a["cg_iters"], net_steps=a["net_steps"],

@@ -27,7 +27,7 @@ from ..nets import MapNet, build_net
 from ..nets.common import center_crop
 from ..params import Offset, Parameterization, render
 from ..presets import resolve
-from .common import MRIOracle, image_on_interrupt, kspace_scale, radial_weights, split_kspace, support, weighted
+from .common import MRIOracle, check_network_memory, image_on_interrupt, kspace_scale, radial_weights, split_kspace, support, weighted
 from .data import MRIData
 from .operators import ChannelsToComplex
 
@@ -168,6 +168,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     data = data.to(dev)
     param = build_tddip(t_frames, data.shape, preset=p, manifold_kind=manifold_kind, cycles=cycles, coords=coords,
                         seed=seed).to(dev)
+    check_network_memory(param, data, dev, what="TDDIP", frames_per_step=b)
     c2c = ChannelsToComplex(frames=t_frames)
     if stop == "holdout":
         tr_op, y_tr, va_op, y_va, count = split_kspace(data, holdout, seed=seed + 11, dcf=dcf)
