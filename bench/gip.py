@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from deepprior.mri.data import simulate
-from deepprior.mri.gip import GIPNet
+from deepprior.nets.gip import GIPNet
 from deepprior.mri.io import load_series
 from deepprior.mri.methods import reconstruct
 from deepprior.mri.metrics import mri_metrics

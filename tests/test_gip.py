@@ -5,7 +5,8 @@ from deepprior.errors import ConfigError
 from deepprior.fit import FitConfig
 from deepprior.mri import CartesianSENSE, birdcage_maps, cartesian_mask, simulate
 from deepprior.mri.admm import admm, augmented_lagrangian
-from deepprior.mri.gip import GIP, GIPNet, gip, knn_graph, scaled_schedule
+from deepprior.mri.gip import GIP, gip, scaled_schedule
+from deepprior.nets.gip import GIPNet, knn_graph
 from deepprior.presets import GIP_PRESETS
 from deepprior.mri.metrics import mri_metrics
 from deepprior.mri.methods import reconstruct
@@ -183,3 +184,35 @@ def test_gnn_gradients_are_bit_reproducible():
         (net(z) * torch.linspace(0, 1, 32)).sum().backward()
         grads.append(torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None]))
     assert all(torch.equal(grads[0], g) for g in grads[1:])
+
+
+@pytest.mark.parametrize("where", ["gnn", "admm"])
+def test_gip_resumes_from_its_last_boundary_to_the_same_image(tmp_path, where):
+    from deepprior.fit import Callback
+
+    class Count(Callback):  # network steps in all; raises at `crash_at`, as a killed process would stop
+        def __init__(self, crash_at=None):
+            self.n, self.crash_at = 0, crash_at
+
+        def on_step_end(self, state):
+            self.n += 1
+            if self.n == self.crash_at:
+                raise RuntimeError("killed")
+
+    d = simulate(cine_phantom(frames=4, n=16), coils=2, pattern="kt-random", accel=3, center=4, seed=0)
+    p = {**GIP_PRESETS["gip-cpu"], "ch": 4, "k": 2, "admm": {**GIP_PRESETS["gip-cpu"]["admm"], "outer": 4}}
+    kw = dict(preset=p, iters=80, stop="holdout", seed=3, device="cpu")
+    count = Count()
+    ref, ref_info = gip(d, **kw, callbacks=[count])
+    assert ref_info["stages"][-1]["outer"] >= 3
+    crash_at = 30 if where == "gnn" else count.n - 1  # cnn has 24 steps, gnn 12; the last outer iteration
+    ck = tmp_path / "gip.ckpt"
+    with pytest.raises(RuntimeError, match="killed"):
+        gip(d, **kw, checkpoint=ck, callbacks=[Count(crash_at)])
+    assert ck.is_file()
+    x, info = gip(d, **kw, checkpoint=ck, resume=ck)
+    assert torch.equal(x, ref)
+    assert [s["stage"] for s in info["stages"]] == ["cnn", "gnn", "joint", "admm"]
+    assert info["stages"][-1]["val_loss"] == ref_info["stages"][-1]["val_loss"]
+    with pytest.raises(Exception, match="different run"):
+        gip(d, **{**kw, "seed": 4}, resume=ck)

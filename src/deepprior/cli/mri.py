@@ -154,8 +154,9 @@ _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "
 @click.option("--patience", type=click.IntRange(min=1), default=None, help="tddip: sweeps (dip: steps) without improvement before stopping.")
 @click.option("--plot", type=click.Path(), default=None, help="tddip/gip: loss and per-frame PSNR curves (.png).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
-              help="tddip: write the fit state to OUTPUT.ckpt every N sweeps (and on Ctrl-C).")
-@click.option("--resume", is_flag=True, help="tddip: continue the run saved in OUTPUT.ckpt.")
+              help="tddip: write the fit state to OUTPUT.ckpt every N sweeps (and on Ctrl-C); gip: at the end of "
+                   "each stage and ADMM outer iteration, at least N network steps apart.")
+@click.option("--resume", is_flag=True, help="tddip, gip: continue the run saved in OUTPUT.ckpt.")
 @click.option("--lambda-l", type=click.FloatRange(min=0), default=None, help=f"L+S: low-rank threshold (default {LPS_LAMBDA_L}).")
 @click.option("--lambda-s", type=click.FloatRange(min=0), default=None, help=f"L+S: sparse threshold (default {LPS_LAMBDA_S}).")
 @click.option("--weight", type=click.FloatRange(min=0), default=None,
@@ -211,8 +212,8 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
     if opts.get("checkpoint_every") and not resume and ck.exists() and not overwrite:
         raise InputError(f"{ck} holds an earlier run: pass --resume to continue it or --overwrite to start over")
     for p, exts in ((output, RECON_EXTS), (gif, (".gif",)), (montage, (".png",)), (plot, (".png",))):
-        if p:
-            check_output(p, overwrite, exts=exts)
+        if p:  # --resume replaces the image its interrupted run wrote
+            check_output(p, overwrite or (p == output and resume), exts=exts)
     from ..mri.io import load_data, open_slices, save_recon
 
     if slice_index is None:
@@ -229,7 +230,7 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
         r = _run(d, method, iters, seed, device, quiet, ref, output, opts)
     for p in (output, gif, montage):
         if p:
-            save_recon(p, r.image, overwrite, voxel_mm=d.meta.get("voxel_mm"))
+            save_recon(p, r.image, overwrite or (p == output and resume), voxel_mm=d.meta.get("voxel_mm"))
     m = r.metrics or None
     if plot and method == "tddip":
         from ..plotting import save_dynamic_report

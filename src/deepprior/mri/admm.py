@@ -52,10 +52,12 @@ def augmented_lagrangian(op: LinearOperator, y: Tensor, x: Tensor, g: Tensor, ga
 def admm(param: Parameterization, op: LinearOperator, y: Tensor, *, rho: float = 1e-3, outer: int = 20,
          cg_iters: int = 10, net_steps: int = 500, net_lr: float = 1e-5, net_config: FitConfig | None = None,
          val: tuple[LinearOperator, Tensor] | None = None, patience: int = 3, callbacks=(),
-         on_outer=None) -> ADMMResult:
+         on_outer=None, on_state=None, start: dict | None = None) -> ADMMResult:
     """Run ADMM from the current network ``param`` (output ``(T, 2, H, W)`` = real/imag per frame) on
     the complex operator ``op`` and data ``y``. ``val = (val_op, y_val)`` enables held-out stopping.
-    ``on_outer(k, X, G)`` is called after each outer iteration (e.g. to log oracle metrics).
+    ``on_outer(k, X, G)`` is called after each outer iteration (e.g. to log oracle metrics);
+    ``on_state(state)`` receives, after each, everything the next one needs (the network's weights, X, G, Γ, the
+    selection so far), and ``start=state`` continues from it exactly (a resumed run).
 
     >>> import torch
     >>> from deepprior.mri import CartesianSENSE
@@ -83,7 +85,16 @@ def admm(param: Parameterization, op: LinearOperator, y: Tensor, *, rho: float =
     res = ADMMResult(x=x, g=g, outer_run=0, selected=None)
     # The outer loop stops by the same held-out rule as the fits: one outer iteration = one step.
     stopper = Holdout(val[0], val[1], every=1, patience=patience, count=1.0) if val is not None else None
-    for k in range(outer):
+    first = 0
+    if start is not None:
+        dev = g.device
+        param.load_state_dict(start["param"])
+        x, g, gam = start["x"].to(dev), start["g"].to(dev), start["gam"].to(dev)
+        res = ADMMResult(**{k: v.to(dev) if torch.is_tensor(v) else v for k, v in start["result"].items()})
+        if stopper is not None:
+            stopper.load_state_dict(start["stopper"])
+        first = outer if start["stopped"] else start["outer"]
+    for k in range(first, outer):
         with torch.no_grad():
             x = cg(normal, aty + rho * g - gam, x0=x, iters=cg_iters, tol=0.0)
         target = (x + gam / rho).detach()
@@ -94,14 +105,19 @@ def admm(param: Parameterization, op: LinearOperator, y: Tensor, *, rho: float =
         res.lagrangian.append(augmented_lagrangian(op, y, x, g, gam, rho))
         if on_outer is not None:
             on_outer(k, x, g)
+        state = FitState(it=k, iters=outer, x=x)
         if stopper is None:
             res.x, res.g = x, g
-            continue
-        state = FitState(it=k, iters=outer, x=x)
-        stopper.on_step_end(state)  # held-out loss ‖A_val X − y_val‖²; selects X when it is a new minimum
-        res.val_loss = stopper.scores
-        if state.selected_iter == k:
-            res.selected, res.x, res.g = k, state.selected, g.clone()
+        else:
+            stopper.on_step_end(state)  # held-out loss ‖A_val X − y_val‖²; selects X when it is a new minimum
+            res.val_loss = stopper.scores
+            if state.selected_iter == k:
+                res.selected, res.x, res.g = k, state.selected, g.clone()
+        if on_state is not None:
+            on_state({"outer": k + 1, "stopped": bool(stopper is not None and state.stop), "param": param.state_dict(),
+                      "x": x, "g": g, "gam": gam,
+                      "stopper": None if stopper is None else stopper.state_dict(),
+                      "result": {f: getattr(res, f) for f in ("x", "g", "outer_run", "selected", "val_loss", "lagrangian")}})
         if state.stop:
             break
     res.seconds = time.perf_counter() - t0

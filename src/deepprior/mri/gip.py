@@ -22,16 +22,15 @@ GNN with the CNNs frozen, then everything jointly with the graph frozen part-way
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..errors import ConfigError
 from ..fit import Callback, FitConfig, FitState, fit, resolve_device
 from ..fit.stopping import Holdout
+from ..nets.gip import GIPNet
 from ..params import Parameterization
 from ..presets import resolve
 from .admm import admm
@@ -41,197 +40,6 @@ from .metrics import mri_psnr
 from .operators import ChannelsToComplex
 
 STOPS = ("holdout", "none")  # the rules GIP can stop by
-
-
-def _init(t: Tensor) -> Tensor:
-    with torch.no_grad():
-        return t.normal_(0.0, 0.02)  # the reference's weight_init: N(0, 0.02²) weights, zero biases
-
-
-class GroupedConv(nn.Module):
-    """``groups`` independent ``cin → cout`` k×k convolutions (one per frame) as one grouped conv on
-    ``(1, groups·cin, H, W)``. ``weight[g]`` is frame g's kernel."""
-
-    def __init__(self, groups: int, cin: int, cout: int, k: int = 3):
-        super().__init__()
-        self.groups, self.cin, self.cout, self.k = groups, cin, cout, k
-        self.weight = nn.Parameter(_init(torch.empty(groups, cout, cin, k, k)))
-        self.bias = nn.Parameter(torch.zeros(groups, cout))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight.reshape(-1, self.cin, self.k, self.k), self.bias.reshape(-1),
-                        padding=self.k // 2, groups=self.groups)
-
-    def one(self, g: int, x: Tensor) -> Tensor:
-        """Frame ``g``'s convolution alone (the frame-loop path)."""
-        return F.conv2d(x, self.weight[g], self.bias[g], padding=self.k // 2)
-
-
-class NeighbourConv(nn.Module):
-    """``h_i = mean_k (W_ik ⋆ x_{n(i,k)} + b_ik)`` for every node i and neighbour slot k, as one grouped
-    convolution: gather the K neighbours' ``cin`` channels per node, convolve with ``[W_i1 … W_iK] / K``."""
-
-    def __init__(self, nodes: int, k: int, cin: int, cout: int):
-        super().__init__()
-        self.nodes, self.k, self.cin, self.cout = nodes, k, cin, cout
-        self.weight = nn.Parameter(_init(torch.empty(nodes, k, cout, cin, 3, 3)))
-        self.bias = nn.Parameter(torch.zeros(nodes, k, cout))
-
-    def forward(self, x: Tensor, nn_idx: Tensor) -> Tensor:  # x (T, cin, H, W), nn_idx (T, K)
-        t, _, h, w = x.shape
-        # index_select, not x[idx]: the backward of advanced indexing accumulates the repeated rows (a frame
-        # that neighbours many frames) with per-thread atomic adds on the CPU, in an order that varies from run
-        # to run; index_select's backward (index_add_) sums them in a fixed order — bit-reproducible fits.
-        gathered = torch.index_select(x, 0, nn_idx.reshape(-1)).reshape(1, t * self.k * self.cin, h, w)
-        wt = self.weight.permute(0, 2, 1, 3, 4, 5).reshape(t * self.cout, self.k * self.cin, 3, 3) / self.k
-        out = F.conv2d(gathered, wt, self.bias.mean(1).reshape(-1), padding=1, groups=t)
-        return out.reshape(t, self.cout, h, w)
-
-    def forward_loop(self, x: Tensor, nn_idx: Tensor) -> Tensor:
-        out = []
-        for i in range(x.shape[0]):
-            hs = [F.conv2d(x[int(nn_idx[i, k])][None], self.weight[i, k], self.bias[i, k], padding=1)
-                  for k in range(self.k)]
-            out.append(torch.cat(hs).mean(0, keepdim=True))
-        return torch.cat(out)
-
-
-def _sizes(z: int, hw: tuple[int, int]) -> list[tuple[int, int]]:
-    """Doubling sizes from a ``z``-pixel seed up to ``hw`` (the last is exactly ``hw``)."""
-    n = max(1, math.ceil(math.log2(max(hw) / z)))
-    return [(max(1, round(hw[0] / 2 ** (n - i))), max(1, round(hw[1] / 2 ** (n - i)))) for i in range(1, n + 1)]
-
-
-class GIPNet(nn.Module):
-    """The GIP network for ``frames`` frames of size ``hw``.
-
-    Generators: conv3×3 ``ch_z → 16·ch`` at the seed, then per upsampling (bilinear ×2) a block
-    ``conv3×3 → ELU → InstanceNorm`` with channels halving 8·ch, 4·ch, … down to ``ch``, then two more
-    blocks of ``ch`` at the image size (the reference: 384 → 192, 96, 48, 24 up to 128², then 24, 24),
-    and a per-frame 1×1 head to 2 channels for the first stage. GNN as in the module docstring.
-
-    >>> net = GIPNet(4, (20, 24), ch=4, k=2)
-    >>> z = torch.randn(1, 8, 8, 8)
-    >>> net(z).shape, net(z, stage="cnn").shape
-    (torch.Size([4, 2, 20, 24]), torch.Size([4, 2, 20, 24]))
-    """
-
-    def __init__(self, frames: int, hw: tuple[int, int], *, ch: int = 24, ch_z: int = 8, z_size: int = 8, k: int = 7):
-        super().__init__()
-        if not 1 <= k <= frames:
-            raise ConfigError(f"the graph needs 1 ≤ K ≤ frames, got K = {k} for {frames} frames")
-        if ch < 2 or ch % 2:
-            raise ConfigError(f"GIP feature channels must be an even number ≥ 2, got {ch}")
-        self.frames, self.hw, self.ch, self.ch_z, self.z_size, self.k = frames, tuple(hw), ch, ch_z, z_size, k
-        t = frames
-        self.sizes = _sizes(z_size, self.hw)
-        widths = [max(ch, 16 * ch // 2 ** (i + 1)) for i in range(len(self.sizes))]
-        self.stem = GroupedConv(t, ch_z, 16 * ch)
-        chans = [16 * ch, *widths, ch, ch]
-        self.blocks = nn.ModuleList(GroupedConv(t, chans[i], chans[i + 1]) for i in range(len(chans) - 1))
-        self.head = GroupedConv(t, ch, 2, k=1)
-        # GNN
-        self.fen = nn.ModuleList()
-        c, size = ch, min(self.hw)
-        for kk, s in ((5, 3), (5, 3), (4, 2), (4, 2)):  # the reference's strided feature extractor
-            if (size + 2 - kk) // s + 1 < 2:
-                break
-            self.fen.append(nn.Conv2d(c, ch // 2, kk, s, padding=1, bias=False))
-            _init(self.fen[-1].weight)
-            c, size = ch // 2, (size + 2 - kk) // s + 1
-        self.agg = NeighbourConv(t, k, ch, ch)
-        self.agg_norm = nn.BatchNorm2d(ch)
-        self.upd0 = GroupedConv(t, ch, ch)
-        self.upd = NeighbourConv(t, k, 2 * ch, ch)
-        self.res = nn.ModuleList(GroupedConv(t, ch, ch) for _ in range(2))
-        self.final = nn.Conv2d(ch, 2, 1)
-        _init(self.final.weight)
-        nn.init.zeros_(self.final.bias)
-        self.register_buffer("nn_idx", None)
-
-    # ---- stage 1: per-frame generators -------------------------------------------------------------
-    def features(self, z: Tensor) -> Tensor:
-        t = self.frames
-        x = self.stem(z.expand(1, -1, -1, -1).repeat(1, t, 1, 1))
-        for i, b in enumerate(self.blocks):
-            if i < len(self.sizes):
-                x = F.interpolate(x, size=self.sizes[i], mode="bilinear", align_corners=False)
-            x = F.instance_norm(F.elu(b(x)))
-        return x  # (1, T·ch, H, W)
-
-    # ---- graph ----------------------------------------------------------------------------------------
-    def graph(self, x: Tensor) -> Tensor:
-        """K nearest neighbours (cosine similarity of FEN features of frame − temporal mean), self first."""
-        f = x - x.mean(0, keepdim=True)
-        for i, conv in enumerate(self.fen):
-            f = conv(f)
-            if i < len(self.fen) - 1:
-                f = F.relu(f)
-        return knn_graph(f.reshape(x.shape[0], -1), self.k)
-
-    def gnn(self, x: Tensor, nn_idx: Tensor) -> Tensor:  # x (T, ch, H, W)
-        t, c, h, w = x.shape
-        hid = self.agg_norm(F.elu(self.agg(x, nn_idx)))
-        xi = F.instance_norm(F.elu(self.upd0(x.reshape(1, t * c, h, w)))).reshape(t, c, h, w)
-        out = F.elu(self.upd(torch.cat([xi, hid], 1), nn_idx))
-        y = out.reshape(1, t * c, h, w)
-        for r in self.res:
-            y = F.instance_norm(F.elu(r(y))) + y
-        return self.final(y.reshape(t, c, h, w))
-
-    def forward(self, z: Tensor, stage: str = "gnn") -> Tensor:
-        feats = self.features(z)
-        t, c = self.frames, self.ch
-        if stage == "cnn":
-            return self.head(feats).reshape(t, 2, *self.hw)
-        x = feats.reshape(t, c, *self.hw)
-        nn_idx = self.nn_idx
-        if nn_idx is None:
-            with torch.no_grad():
-                nn_idx = self.graph(x)
-        return self.gnn(x, nn_idx)
-
-    # ---- the reference's loops, same weights ---------------------------------------------------------
-    def forward_loop(self, z: Tensor, stage: str = "gnn") -> Tensor:
-        """The same network evaluated frame by frame and neighbour by neighbour, as the reference code
-        does (for verification and the speed comparison; not used for fitting)."""
-        t = self.frames
-        feats = []
-        for i in range(t):
-            x = self.stem.one(i, z)
-            for j, b in enumerate(self.blocks):
-                if j < len(self.sizes):
-                    x = F.interpolate(x, size=self.sizes[j], mode="bilinear", align_corners=False)
-                x = F.instance_norm(F.elu(b.one(i, x)))
-            feats.append(x)
-        if stage == "cnn":
-            return torch.cat([self.head.one(i, feats[i]) for i in range(t)])
-        x = torch.cat(feats)
-        nn_idx = self.nn_idx if self.nn_idx is not None else self.graph(x).detach()
-        hid = self.agg_norm(torch.cat([F.elu(h) for h in self.agg.forward_loop(x, nn_idx).split(1)]))
-        xi = torch.cat([F.instance_norm(F.elu(self.upd0.one(i, x[i:i + 1]))) for i in range(t)])
-        out = F.elu(self.upd.forward_loop(torch.cat([xi, hid], 1), nn_idx))
-        ys = []
-        for i in range(t):
-            y = out[i:i + 1]
-            for r in self.res:
-                y = F.instance_norm(F.elu(r.one(i, y))) + y
-            ys.append(y)
-        return self.final(torch.cat(ys))
-
-
-def knn_graph(feat: Tensor, k: int) -> Tensor:
-    """``(N, K)`` indices of each row's K most cosine-similar rows, the row itself first.
-
-    >>> knn_graph(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]), 2).tolist()
-    [[0, 1], [1, 0], [2, 1]]
-    """
-    f = F.normalize(feat.reshape(feat.shape[0], -1), dim=1)
-    sim = f @ f.T
-    n = sim.shape[0]
-    sim.fill_diagonal_(-math.inf)  # self goes first by construction, not by a similarity tie
-    others = sim.topk(k - 1, dim=1).indices if k > 1 else sim.new_zeros((n, 0), dtype=torch.long)
-    return torch.cat([torch.arange(n, device=feat.device)[:, None], others], 1)
 
 
 class GIP(Parameterization):
@@ -288,7 +96,8 @@ class _FreezeGraph(Callback):
 
 def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = None, stop: str = "holdout",
         holdout: float = 0.05, seed: int = 0, ref: Tensor | None = None, callbacks=(), device="auto",
-        admm_stage: bool = True, log=None) -> tuple[Tensor, dict]:
+        admm_stage: bool = True, log=None, checkpoint=None, checkpoint_every: int = 0,
+        resume=None) -> tuple[Tensor, dict]:
     """Reconstruct a dynamic Cartesian or radial series with GIP: the staged pretraining, then ADMM.
 
     Returns the complex series ``(T, H, W)`` (ADMM's data-consistent X; the pretrained network's output
@@ -298,6 +107,9 @@ def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = 
     ``preset``: ``'gip-cpu'`` (default, as on the command line), ``'gip'`` (the reference schedule, a GPU
     setting) or a dict. ``stop='holdout'`` holds out ``holdout`` of the acquired samples: the joint stage
     delivers its best held-out iterate and ADMM its best outer iteration. ``iters`` scales the whole schedule.
+    ``checkpoint``: write the run's state there (atomically) at the end of each stage and of each ADMM outer
+    iteration, at least ``checkpoint_every`` network steps apart; ``resume``: continue such a run from its last
+    boundary — ending, on CPU, with the same image as an uninterrupted run (a stage cut short is redone).
 
     >>> from deepprior.mri.data import simulate
     >>> from deepprior.presets import get_preset
@@ -334,7 +146,15 @@ def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = 
     to_image = lambda x: c2c(x) / scale * where  # noqa: E731
     info: dict = {"method": "gip", "stages": [], "scale": scale, "params": sum(q.numel() for q in param.parameters())}
     t0 = time.perf_counter()
-    for name, steps, lr in stages:
+    fp = {"preset": p, "iters": iters, "stop": stop, "holdout": holdout, "seed": seed, "shape": [t, *data.shape],
+          "admm_stage": admm_stage}
+    ck = _resume_state(resume, fp, param) if resume is not None else {"stages_done": 0}
+    info["stages"] = list(ck.get("stages", []))
+    selected = ck.get("selected")
+    saver = _Saver(checkpoint, checkpoint_every, fp)
+    for i, (name, steps, lr) in enumerate(stages):
+        if i < ck["stages_done"]:
+            continue
         param.stage = "cnn" if name == "cnn" else "gnn"
         for q in net.parameters():
             q.requires_grad_(True)
@@ -367,28 +187,38 @@ def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = 
         info["stages"].append(rec)
         if log:
             log(rec)
+        selected = res.selected
+        saver.step(res.iters_run, lambda i=i, sel=selected: {"stages_done": i + 1, "param": param.state_dict(),
+                                                             "nn_idx": net.nn_idx, "stages": info["stages"],
+                                                             "selected": sel})
+    param.stage = "cnn" if stages[-1][0] == "cnn" else "gnn"  # as the last stage left it (a resume may skip all)
     if net.nn_idx is None:
         param.freeze_graph()
     with torch.no_grad():
         # after pretraining: the held-out-selected iterate of the joint stage, else the network's output
-        pre = to_image(res.selected if res.selected is not None else param()).detach().cpu()
+        pre = ck["pre"] if "pre" in ck else to_image(selected if selected is not None else param()).detach().cpu()
     info["pretrained"] = pre
     info["graph"] = net.nn_idx.cpu().tolist()
     info["pretrain_seconds"] = time.perf_counter() - t0
     x = pre
     if admm_stage:
-        admm_log: list[float] = []
+        admm_log: list[float] = list(ck.get("admm_log", []))
+        pretrain = {"stages_done": len(stages), "nn_idx": net.nn_idx, "stages": info["stages"], "pre": pre}
 
         def on_outer(k, xk, gk):
             if ref is not None:
                 admm_log.append(mri_psnr(xk / scale, ref))
+
+        def on_state(st):
+            saver.step(a["net_steps"], lambda: {**pretrain, "admm": st, "admm_log": admm_log})
 
         cfg, val = FitConfig(betas=tuple(p["betas"])), (va_op, y_va * scale) if stop == "holdout" else None
         _phase(callbacks, "gip admm", a["outer"] * a["net_steps"])
         s0 = time.perf_counter()
         with image_on_interrupt(to_image):
             r = admm(param, tr_op, y, rho=a["rho"], outer=a["outer"], cg_iters=a["cg_iters"], net_steps=a["net_steps"],
-                     net_lr=a["net_lr"], net_config=cfg, val=val, on_outer=on_outer, callbacks=callbacks)
+                     net_lr=a["net_lr"], net_config=cfg, val=val, on_outer=on_outer, callbacks=callbacks,
+                     on_state=on_state if checkpoint is not None else None, start=ck.get("admm"))
         _phase(callbacks, None)  # close the ADMM bar (held-out stopping may end it early)
         x = (r.x / scale * where).detach().cpu()
         rec = {"stage": "admm", "steps": r.outer_run * a["net_steps"], "outer": r.outer_run, "selected": r.selected,
@@ -398,3 +228,49 @@ def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = 
             log(rec)
     info["seconds"] = time.perf_counter() - t0
     return x, info
+
+
+class _Saver:
+    """Writes GIP's checkpoint at phase boundaries, at least ``every`` network steps apart."""
+
+    def __init__(self, path, every: int, fingerprint: dict):
+        self.path, self.every, self.fp, self.since = path, max(0, int(every or 0)), fingerprint, 0
+
+    def step(self, steps: int, state) -> None:
+        self.since += steps
+        if self.path is None or self.since < self.every:
+            return
+        from ..fit.checkpoint import atomic_save
+
+        atomic_save({"format": GIP_FORMAT, "fingerprint": self.fp, "rng": torch.get_rng_state(), **state()}, self.path)
+        self.since = 0
+
+
+GIP_FORMAT = "deepprior-gip-1"
+
+
+def _resume_state(path, fp: dict, param: GIP) -> dict:
+    """Read a GIP checkpoint of the same run and put the network back as it was at that boundary."""
+    from pathlib import Path
+
+    from ..errors import InputError
+
+    p = Path(path)
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"{p}: no checkpoint to resume from (write one with --checkpoint-every N)") from None
+    except Exception as e:  # noqa: BLE001 - an unreadable file is bad input
+        raise InputError(f"{p}: not a readable deepprior checkpoint ({type(e).__name__})") from None
+    if not isinstance(ck, dict) or ck.get("format") != GIP_FORMAT:
+        raise InputError(f"{p}: not a GIP checkpoint")
+    if ck["fingerprint"] != fp:
+        raise ConfigError("the checkpoint belongs to a different run (other settings or data); resume with the same "
+                          "command and options")
+    dev = param.z.device
+    if ck.get("nn_idx") is not None:
+        param.net.nn_idx = ck["nn_idx"].to(dev)  # a buffer that is None until the graph freezes
+    if "param" in ck:
+        param.load_state_dict(ck["param"])
+    torch.set_rng_state(ck["rng"])
+    return ck

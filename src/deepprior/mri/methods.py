@@ -31,7 +31,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "dip": ("preset", "lr", "stop", "holdout", "patience", "tv_weight", "dc"),
     "tddip": ("preset", "manifold_kind", "cycles", "coords", "batch", "stop", "holdout", "patience", "dcf",
               "checkpoint", "checkpoint_every", "resume", "lr", "init"),
-    "gip": ("preset", "stop", "holdout", "admm_stage", "log"),
+    "gip": ("preset", "stop", "holdout", "admm_stage", "log", "checkpoint", "checkpoint_every", "resume"),
 }
 ITERATIVE = ("cgsense", "tv", "wavelet", "lps", "dip", "tddip", "gip")  # the methods --iters applies to
 
@@ -115,7 +115,7 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
     :func:`deepprior.mri.dip.dip_static`; ``tddip`` preset (``tddip-cpu`` default | ``tddip``), manifold_kind,
     cycles, coords, batch, stop, holdout, patience, dcf, checkpoint, checkpoint_every, resume — see
     :func:`deepprior.mri.tddip.tddip`; ``gip`` preset (``gip-cpu`` default | ``gip``), stop, holdout,
-    admm_stage — see :func:`deepprior.mri.gip.gip`. ``device='auto'`` takes a CUDA GPU when there is one.
+    admm_stage, checkpoint, checkpoint_every, resume — see :func:`deepprior.mri.gip.gip`. ``device='auto'`` takes a CUDA GPU when there is one.
 
     >>> import torch
     >>> from deepprior.mri import simulate
