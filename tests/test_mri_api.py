@@ -107,3 +107,19 @@ def test_network_methods_refuse_a_fit_that_cannot_fit_in_memory(cine, method, mo
     monkeypatch.setattr(res, "available_bytes", lambda device: 64 * 2**30)
     mri.reconstruct(cine, method, iters=2, device="cpu", **TINY[method])
     assert seen[0] > res.RUNTIME_OVERHEAD  # the network and the data are counted on top of the fixed part
+
+
+def test_static_dip_resumes_to_the_same_image(cine, tmp_path):
+    from deepprior.fit import Callback
+
+    class Crash(Callback):
+        def on_step_end(self, state):
+            if state.it == 12:
+                raise RuntimeError("killed")
+
+    ref = mri.reconstruct(cine, "dip", device="cpu", **TINY["dip"]).image
+    ck = tmp_path / "dip.ckpt"
+    with pytest.raises(RuntimeError, match="killed"):
+        mri.reconstruct(cine, "dip", device="cpu", checkpoint=ck, checkpoint_every=5, callbacks=[Crash()], **TINY["dip"])
+    x = mri.reconstruct(cine, "dip", device="cpu", checkpoint=ck, checkpoint_every=5, resume=ck, **TINY["dip"]).image
+    assert torch.equal(x, ref)

@@ -159,7 +159,7 @@ def run(inputs, *, task: str, outdir, seed: int = 0, workers: int | None = None,
         raise InputError(f"--ext {ext}: restoration outputs are {', '.join(IMAGE_EXTS)}")
     (outdir / PARTIAL).mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint_every
-    if task == "mri-recon" and params_parsed.get("method") not in ("tddip", "gip"):
+    if task == "mri-recon" and params_parsed.get("method") not in ("dip", "tddip", "gip"):
         ckpt = None  # the other MRI methods do not checkpoint: a retried item starts over
     jobs = [Job(task, it, argv, str(outdir), ".npy" if it.slice is not None else ext, ckpt) for it in items]
     done = read_manifest(outdir)

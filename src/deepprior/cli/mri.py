@@ -154,9 +154,9 @@ _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "
 @click.option("--patience", type=click.IntRange(min=1), default=None, help="tddip: sweeps (dip: steps) without improvement before stopping.")
 @click.option("--plot", type=click.Path(), default=None, help="tddip/gip: loss and per-frame PSNR curves (.png).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
-              help="tddip: write the fit state to OUTPUT.ckpt every N sweeps (and on Ctrl-C); gip: at the end of "
-                   "each stage and ADMM outer iteration, at least N network steps apart.")
-@click.option("--resume", is_flag=True, help="tddip, gip: continue the run saved in OUTPUT.ckpt.")
+              help="dip, tddip: write the fit state to OUTPUT.ckpt every N steps (tddip: sweeps; and on Ctrl-C); "
+                   "gip: at the end of each stage and ADMM outer iteration, at least N network steps apart.")
+@click.option("--resume", is_flag=True, help="dip, tddip, gip: continue the run saved in OUTPUT.ckpt.")
 @click.option("--lambda-l", type=click.FloatRange(min=0), default=None, help=f"L+S: low-rank threshold (default {LPS_LAMBDA_L}).")
 @click.option("--lambda-s", type=click.FloatRange(min=0), default=None, help=f"L+S: sparse threshold (default {LPS_LAMBDA_S}).")
 @click.option("--weight", type=click.FloatRange(min=0), default=None,

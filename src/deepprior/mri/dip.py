@@ -66,7 +66,8 @@ def build_static_dip(preset: dict, hw: tuple[int, int], seed: int = 0) -> DIP:
 
 def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0, callbacks=(), device="auto",
                stop: str = "none", holdout: float = 0.05, patience: int | None = None, tv_weight: float = 0.0,
-               dc: bool | None = None, **fit_overrides) -> tuple[Tensor, dict]:
+               dc: bool | None = None, checkpoint=None, checkpoint_every: int = 0, resume=None,
+               **fit_overrides) -> tuple[Tensor, dict]:
     """Reconstruct every frame of ``data`` with its own untrained generator (static DIP / ConvDecoder), all
     frames in one batched fit. Returns the complex image ``(T, H, W)`` and an info dict: ``history`` (the
     loop's curves, summed over frames), ``frame_loss`` (per step, each frame's data misfit), ``iters``.
@@ -81,7 +82,8 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
     Cartesian data) ends with ConvDecoder's data-consistency step: every coil's k-space of the network image
     keeps the network's values only where nothing was acquired and takes the measured samples elsewhere (all of
     them, held-out ones included, once the iterate is chosen), ``x ← x + Aᴴ(y − Ax) / Σ|S|²`` — the network
-    fills the gaps, the scanner keeps its samples.
+    fills the gaps, the scanner keeps its samples. ``checkpoint``/``checkpoint_every``/``resume`` as in
+    :func:`~deepprior.fit.fit`.
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
@@ -136,7 +138,8 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
         reg = ScaledTV(c2c, scale, where, y.numel())
         cfg = cfg.replace(reg_weight=tv_weight)
     with image_on_interrupt(to_image):
-        result = fit(param, op, y, cfg, regularizer=reg, callbacks=cbs if frame_loss is None else [*cbs, frame_loss])
+        result = fit(param, op, y, cfg, regularizer=reg, callbacks=cbs if frame_loss is None else [*cbs, frame_loss],
+                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     img = to_image(result.output).detach()
     network = img.cpu()
     if dc:

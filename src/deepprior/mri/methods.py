@@ -28,7 +28,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "tv": ("weight", "temporal", "rho"),
     "wavelet": ("weight", "rho"),
     "lps": ("lambda_l", "lambda_s"),
-    "dip": ("preset", "lr", "stop", "holdout", "patience", "tv_weight", "dc"),
+    "dip": ("preset", "lr", "stop", "holdout", "patience", "tv_weight", "dc", "checkpoint", "checkpoint_every", "resume"),
     "tddip": ("preset", "manifold_kind", "cycles", "coords", "batch", "stop", "holdout", "patience", "dcf",
               "checkpoint", "checkpoint_every", "resume", "lr", "init"),
     "gip": ("preset", "stop", "holdout", "admm_stage", "log", "checkpoint", "checkpoint_every", "resume"),
@@ -111,11 +111,13 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
     ``cgsense`` lam (Tikhonov);
     ``tv`` weight (spatial λ), temporal (temporal λ), rho — ADMM to convergence, defaults tuned in docs/mri.md;
     ``wavelet`` (L1-wavelet, BART pics -l1) weight, rho; ``lps`` lambda_l, lambda_s; ``dip``
-    preset (``convdecoder`` | ``skip``), lr, stop, holdout, patience, tv_weight, dc — see
+    preset (``convdecoder`` | ``skip``), lr, stop, holdout, patience, tv_weight, dc, checkpoint, checkpoint_every,
+    resume — see
     :func:`deepprior.mri.dip.dip_static`; ``tddip`` preset (``tddip-cpu`` default | ``tddip``), manifold_kind,
     cycles, coords, batch, stop, holdout, patience, dcf, checkpoint, checkpoint_every, resume — see
     :func:`deepprior.mri.tddip.tddip`; ``gip`` preset (``gip-cpu`` default | ``gip``), stop, holdout,
-    admm_stage, checkpoint, checkpoint_every, resume — see :func:`deepprior.mri.gip.gip`. ``device='auto'`` takes a CUDA GPU when there is one.
+    admm_stage, checkpoint, checkpoint_every, resume — see :func:`deepprior.mri.gip.gip`. ``device='auto'`` takes
+    a CUDA GPU when there is one.
 
     >>> import torch
     >>> from deepprior.mri import simulate
