@@ -60,12 +60,13 @@ def activation_bytes(param: nn.Module) -> int:
 RUNTIME_OVERHEAD = 128 * 2**20
 
 
-def estimate_fit_bytes(param: nn.Module, image_bytes: int, extra_images: int = 4) -> int:
+def estimate_fit_bytes(param: nn.Module, image_bytes: int, extra_images: int = 4, rendered: float = 1.0) -> int:
     """Peak memory of a fit: activations (kept for backward, as much again for their gradients, and a
     quarter more for what functional ops inside ``forward`` — concatenations, resizes — allocate
     outside any module), parameters + gradients + Adam moments, ``extra_images`` copies of the
-    output (EMA, best, …) and a fixed :data:`RUNTIME_OVERHEAD`."""
-    return int(2.5 * activation_bytes(param) + extra_images * image_bytes + fixed_fit_bytes(param))
+    output (EMA, best, …) and a fixed :data:`RUNTIME_OVERHEAD`. ``rendered``: the fraction of the output one
+    step renders (a dynamic fit of B of T frames per step: B/T)."""
+    return int(2.5 * rendered * activation_bytes(param) + extra_images * image_bytes + fixed_fit_bytes(param))
 
 
 def fixed_fit_bytes(param: nn.Module) -> int:

@@ -9,7 +9,6 @@ cluster's nodes must share.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import click
@@ -17,11 +16,11 @@ import click
 from ..errors import ConfigError, InputError
 from .items import IMAGE_EXTS, expand_inputs, make_items, option_argv
 from .manifest import append_row, read_manifest
-from .worker import PARTIAL, Job, command_for, command_params, one_line, run_group, run_job
+from .worker import PARTIAL, Job, command_for, command_params, item_argv, one_line, run_group, run_job
 
 # Task options the batch sets per item (or replaces with its own), and what to use instead.
 RESERVED = {"output": "-o OUTDIR", "seed": "--seed (each item's seed derives from it)", "overwrite": "--force",
-            "resume": "nothing (a rerun resumes from checkpoints by itself)", "checkpoint-every": "--checkpoint-every",
+            "resume": "a plain rerun (it resumes from checkpoints by itself)", "checkpoint-every": "--checkpoint-every",
             "plot": "the single-item command", "figure": "the single-item command", "save-every": "the single-item command",
             "gif": "the single-item command", "montage": "the single-item command", "slice": "--per-slice",
             "quiet": "-q"}
@@ -187,8 +186,6 @@ def _groups(jobs: list[Job], size: int) -> tuple[list[list[Job]], list[dict]]:
     by_shape: dict[tuple, list[Job]] = {}
     failed = []
     for job in jobs:
-        from .worker import item_argv
-
         try:
             p = prepare(cmd, item_argv(job, params)[0]).problem
             by_shape.setdefault((tuple(p.y.shape), p.out_hw, p.channels), []).append(job)
@@ -216,7 +213,6 @@ def _schedule(todo, outdir, workers, address, gpus, cpus, group, group_size, pro
         grouped = ray.remote(run_group).options(num_cpus=cpus, num_gpus=gpus, max_retries=3, retry_exceptions=False)
         pending = {(grouped.remote(u, threads) if len(u) > 1 else single.remote(u[0], threads)): u for u in units}
         bar = _Bar(sum(len(u) for u in units), progress)
-        t0 = time.perf_counter()
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             for ref in ready:
@@ -230,7 +226,7 @@ def _schedule(todo, outdir, workers, address, gpus, cpus, group, group_size, pro
                 for r in out:
                     append_row(outdir, r)
                 rows += out
-            bar.update(rows, len(pending), time.perf_counter() - t0)
+            bar.update(rows, len(pending))
         bar.close()
     finally:
         if own:
@@ -252,7 +248,7 @@ class _Bar:
             self.progress.start()
             self.task = self.progress.add_task("batch", total=total)
 
-    def update(self, rows, running_units, elapsed):
+    def update(self, rows, running_units):
         if self.progress is None:
             return
         ok = sum(r["status"] == "ok" for r in rows)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -32,7 +32,6 @@ class Job:
     outdir: str
     ext: str
     checkpoint_every: int | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def partial(self) -> Path:
@@ -149,16 +148,16 @@ def run_group(jobs: list[Job], threads: int | None = None) -> list[dict]:
     t0 = time.perf_counter()
     cmd = command_for(jobs[0].task)
     params = command_params(cmd)
-    rows, prepared, ok = [], [], []
+    rows: dict[str, dict] = {}
+    prepared, ok = [], []
     for job in jobs:
-        row = {"name": job.item.name, "input": job.item.input, "output": str(job.final), "seed": job.item.seed,
+        row = rows[job.item.name] = {"name": job.item.name, "input": job.item.input, "output": str(job.final), "seed": job.item.seed,
                "host": socket.gethostname(), "group": len(jobs), "attempt": 1}
         try:
             prepared.append(prepare(cmd, item_argv(job, params)[0]))
             ok.append(job)
         except Exception as e:  # noqa: BLE001
             row.update(status="failed", error=one_line(e))
-        rows.append(row)
     if prepared:
         o = prepared[0].options
         try:
@@ -170,15 +169,14 @@ def run_group(jobs: list[Job], threads: int | None = None) -> list[dict]:
             for job, p, r in zip(ok, prepared, res, strict=True):
                 save_restored(job.partial, r.image, p.alpha, p.bit_depth)
                 os.replace(job.partial, job.final)
-                row = next(x for x in rows if x["name"] == job.item.name)
-                row.update(status="ok", preset=preset, iterations=r.fit.iters_run,
-                           seconds=round(r.fit.seconds / len(ok), 3),
-                           **{k: round(float(v), 4) for k, v in r.metrics.items() if k in ("psnr", "ssim")})
+                rows[job.item.name].update(status="ok", preset=preset, iterations=r.fit.iters_run,
+                                           seconds=round(r.fit.seconds / len(ok), 3),
+                                           **{k: round(float(v), 4) for k, v in r.metrics.items()
+                                              if k in ("psnr", "ssim")})
         except Exception as e:  # noqa: BLE001
             for job in ok:
-                row = next(x for x in rows if x["name"] == job.item.name)
-                row.update(status="failed", error=one_line(e))
+                rows[job.item.name].update(status="failed", error=one_line(e))
     wall = round(time.perf_counter() - t0, 3)
-    for row in rows:
+    for row in rows.values():
         row["wall_seconds"] = wall
-    return rows
+    return list(rows.values())

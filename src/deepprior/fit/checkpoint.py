@@ -45,9 +45,9 @@ def atomic_save(obj, path) -> None:
             tmp.unlink()
 
 
-def load_checkpoint(path) -> dict:
-    """Read a checkpoint written by :func:`~deepprior.fit.fit` — tensors and plain containers only
-    (``torch.load(weights_only=True)``: nothing in the file is executed)."""
+def load_checkpoint(path, fmt: str = FORMAT) -> dict:
+    """Read a checkpoint written by :func:`~deepprior.fit.fit` (or, with ``fmt``, by a multi-phase method such as
+    GIP) — tensors and plain containers only (``torch.load(weights_only=True)``: nothing in the file is executed)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no checkpoint to resume from (write one with --checkpoint-every N)")
@@ -55,7 +55,7 @@ def load_checkpoint(path) -> dict:
         ck = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is bad input
         raise InputError(f"{p}: not a readable deepprior checkpoint ({type(e).__name__})") from None
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+    if not isinstance(ck, dict) or ck.get("format") != fmt:
         raise InputError(f"{p}: not a deepprior checkpoint")
     return ck
 

@@ -175,18 +175,18 @@ def check_network_memory(param, data: MRIData, device, *, what: str, frames_per_
     Counted: the network's activations for the frames one step renders (kept for backward, with gradients), its
     weights with Adam's state, the k-space, coil maps and the per-coil images the operator makes (data, forward,
     residual and their gradients)."""
-    from ..resources import activation_bytes, check_memory, fixed_fit_bytes
+    from ..resources import check_memory, estimate_fit_bytes
 
     t, (h, w) = data.frames, data.shape
     per_step = min(frames_per_step or t, t)
-    act = activation_bytes(param) * per_step / t
+    network = estimate_fit_bytes(param, t * 2 * h * w * 4, extra_images=6, rendered=per_step / t)
     coils = data.kspace.shape[1]
 
     def need(c: int) -> int:
         ksp = data.kspace[:, :1].numel() * 8 * c
         coil_images = 4 * per_step * c * h * w * 8
         maps = 0 if data.maps is None else h * w * 8 * c
-        return int(2.5 * act + 3 * ksp + coil_images + maps + 6 * t * 2 * h * w * 4 + fixed_fit_bytes(param))
+        return network + 3 * ksp + coil_images + maps
 
     alts = lambda: [(f"--compress {c} (virtual coils)", need(c)) for c in (8, 4) if c < coils]  # noqa: E731
     check_memory(need(coils), torch.device(device), what=f"{what} ({t}×{h}×{w}, {coils} coils)", alternatives=alts)

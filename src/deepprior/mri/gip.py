@@ -251,19 +251,9 @@ GIP_FORMAT = "deepprior-gip-1"
 
 def _resume_state(path, fp: dict, param: GIP) -> dict:
     """Read a GIP checkpoint of the same run and put the network back as it was at that boundary."""
-    from pathlib import Path
+    from ..fit.checkpoint import load_checkpoint
 
-    from ..errors import InputError
-
-    p = Path(path)
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(f"{p}: no checkpoint to resume from (write one with --checkpoint-every N)") from None
-    except Exception as e:  # noqa: BLE001 - an unreadable file is bad input
-        raise InputError(f"{p}: not a readable deepprior checkpoint ({type(e).__name__})") from None
-    if not isinstance(ck, dict) or ck.get("format") != GIP_FORMAT:
-        raise InputError(f"{p}: not a GIP checkpoint")
+    ck = load_checkpoint(path, GIP_FORMAT)
     if ck["fingerprint"] != fp:
         raise ConfigError("the checkpoint belongs to a different run (other settings or data); resume with the same "
                           "command and options")
