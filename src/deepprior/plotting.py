@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no screen needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -17,7 +18,8 @@ def _plt():
     return plt
 
 
-def _atomic_save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write ``fig`` to ``path`` atomically (temp file + rename)."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
@@ -29,7 +31,7 @@ def _atomic_save(fig, path: Path) -> None:
 
 def save_comparison(path, panels: list[tuple[str, np.ndarray]]) -> None:
     """One row of images (H, W, C) in [0, 1] with titles, e.g. degraded | restored | reference."""
-    plt = _plt()
+    plt = pyplot()
     n = len(panels)
     h, w = panels[0][1].shape[:2]
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n * max(w / h, 0.5), 3.6), squeeze=False)
@@ -39,7 +41,7 @@ def save_comparison(path, panels: list[tuple[str, np.ndarray]]) -> None:
                   vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    _atomic_save(fig, Path(path))
+    save_figure(fig, Path(path))
     plt.close(fig)
 
 
@@ -48,7 +50,7 @@ def save_curves(path, history: dict, title: str = "", marks: dict[str, int] | No
 
     ``marks`` draws vertical lines, e.g. ``{"oracle peak": 812, "stopped": 1030}``.
     """
-    plt = _plt()
+    plt = pyplot()
     have_psnr = bool(history.get("psnr"))
     fig, axes = plt.subplots(1, 2 if have_psnr else 1, figsize=(10 if have_psnr else 5, 3.6), squeeze=False)
     its = np.arange(1, len(history["loss"]) + 1)
@@ -73,7 +75,7 @@ def save_curves(path, history: dict, title: str = "", marks: dict[str, int] | No
         a.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    _atomic_save(fig, Path(path))
+    save_figure(fig, Path(path))
     plt.close(fig)
 
 
@@ -96,7 +98,7 @@ def save_dynamic_report(path, info: dict, metrics: dict | None = None) -> None:
     """A dynamic reconstruction's curves: the data loss and the stopping score per sweep (the delivered
     and the stopping sweep marked) and, with a reference, PSNR per sweep (oracle peak marked, a
     diagnostic) and PSNR/SSIM per frame of the delivered series."""
-    plt = _plt()
+    plt = pyplot()
     have_ref = metrics is not None
     fig, axes = plt.subplots(1, 3 if have_ref else 1, figsize=(15 if have_ref else 5, 3.6), squeeze=False)
     ax = axes[0][0]
@@ -129,14 +131,14 @@ def save_dynamic_report(path, info: dict, metrics: dict | None = None) -> None:
         a.legend(fontsize=8, loc="lower right" if a is not ax else "upper right", framealpha=0.6)
     if have_ref:
         _per_frame_panel(axes[0][-1], metrics)
-    _atomic_save(fig, Path(path))
+    save_figure(fig, Path(path))
     plt.close(fig)
 
 
 def save_stages_report(path, info: dict, metrics: dict | None = None) -> None:
     """GIP's staged fit: oracle PSNR after each stage and per ADMM outer iteration (diagnostics), the
     held-out loss of the ADMM iterates (what selects the delivered one), and PSNR/SSIM per frame."""
-    plt = _plt()
+    plt = pyplot()
     admm = next((s for s in info["stages"] if s["stage"] == "admm"), None)
     fig, axes = plt.subplots(1, 2 if metrics is not None else 1, figsize=(10 if metrics is not None else 5, 3.6),
                              squeeze=False)
@@ -157,5 +159,5 @@ def save_stages_report(path, info: dict, metrics: dict | None = None) -> None:
     ax.set_title(" · ".join(f"{s['stage']} {s['steps']} steps {s['seconds']:.0f}s" for s in info["stages"]), fontsize=8)
     if metrics is not None:
         _per_frame_panel(axes[0][1], metrics)
-    _atomic_save(fig, Path(path))
+    save_figure(fig, Path(path))
     plt.close(fig)

@@ -144,10 +144,20 @@ GIP_PRESETS: dict[str, dict] = {
                 "admm": {"rho": 1e-3, "outer": 20, "cg_iters": 10, "net_steps": 500, "net_lr": 1e-5}},
 }
 
+# Parameter mapping (deepprior.mri.mapping): the generator outputs the maps (M0 real/imag + one raw channel per
+# model parameter), the signal model makes the contrasts; held-out k-space stops it.
+MAP_PRESETS: dict[str, dict] = {
+    "map-skip": {"net": {"name": "skip", "channels_down": [64] * 4, "channels_up": [64] * 4, "channels_skip": [4] * 4,
+                         "upsample_mode": "bilinear", "need_sigmoid": False},
+                 "code": {"kind": "noise", "channels": 32, "scale": 0.1}, "reg_noise_std": 0.0,
+                 "fit": {"iters": 3000, "lr": 0.01, "ema": 0.99, "backtrack": True},
+                 "stop": {"rule": "holdout", "patience": 300}},
+}
+
 GROUPS: dict[str, dict[str, dict]] = {"image": PRESETS, "mri-dip": MRI_PRESETS, "tddip": TDDIP_PRESETS,
-                                      "gip": GIP_PRESETS}
+                                      "gip": GIP_PRESETS, "mapping": MAP_PRESETS}
 # The default of each MRI group: the CPU settings, in Python as on the command line.
-DEFAULTS = {"mri-dip": "convdecoder", "tddip": "tddip-cpu", "gip": "gip-cpu"}
+DEFAULTS = {"mri-dip": "convdecoder", "tddip": "tddip-cpu", "gip": "gip-cpu", "mapping": "map-skip"}
 
 # The image tasks' defaults on a CPU, where the reference recipe would run for hours (denoise at 512²: ~8 s per
 # iteration × 3000). A task not named here runs its reference recipe if that is estimated to take under

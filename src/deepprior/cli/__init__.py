@@ -17,6 +17,7 @@ from ..errors import DeeppriorError
 from . import images
 from .batch import batch
 from .common import device_option, echo
+from .mapping import map_cmd, simulate_map_cmd
 from .mri import mri
 
 
@@ -26,6 +27,8 @@ def cli():
     """Image reconstruction with untrained networks (Deep Image Prior)."""
 
 
+mri.add_command(simulate_map_cmd)
+mri.add_command(map_cmd)
 for _cmd in (images.denoise, images.inpaint, images.superres, images.deblur, images.jpeg, images.flash, mri, batch):
     cli.add_command(_cmd)
 
@@ -56,7 +59,8 @@ def presets_cmd():
     titles = {"image": "natural images (deepprior denoise|inpaint|superres|deblur|jpeg|flash --preset NAME)",
               "mri-dip": "static MRI (deepprior mri recon --method dip --preset NAME)",
               "tddip": "dynamic MRI, TDDIP (deepprior mri recon --method tddip --preset NAME)",
-              "gip": "dynamic MRI, GIP (deepprior mri recon --method gip --preset NAME)"}
+              "gip": "dynamic MRI, GIP (deepprior mri recon --method gip --preset NAME)",
+              "mapping": "parameter maps (deepprior mri map --method dip --preset NAME)"}
     for group, table in GROUPS.items():
         echo(f"{titles[group]}:")
         for name, p in table.items():

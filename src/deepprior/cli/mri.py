@@ -24,7 +24,7 @@ RECON_EXTS = (".h5", ".npy", ".nii", ".gz", ".dcm", ".png", ".gif")
 
 @click.group()
 def mri():
-    """MRI: simulate undersampled multi-coil k-space, reconstruct it."""
+    """MRI: simulate undersampled multi-coil k-space, reconstruct it, map T2/T1 from it."""
 
 
 @mri.command("simulate")

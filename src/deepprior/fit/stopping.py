@@ -158,6 +158,40 @@ class Holdout(_Detector):
         self._update(state, score)
 
 
+class Discrepancy(Callback):
+    """Morozov's discrepancy principle: stop at the first step whose data misfit (the loop's mean ``data`` loss)
+    falls to ``level`` — the noise's own mean square, so that fitting further would fit noise (the noise-level
+    stopping of DIP parameter mapping, Hellström et al., MRM 2023). Delivers that step's output (its EMA when the
+    fit keeps one).
+
+    >>> from deepprior.fit.config import FitState
+    >>> d = Discrepancy(0.5)
+    >>> st = FitState(it=3, iters=10, x=torch.zeros(1), history={"data": [0.4]})
+    >>> d.on_step_end(st); st.stop, st.selected_iter
+    (True, 3)
+    """
+
+    def __init__(self, level: float):
+        if not level > 0:
+            raise ConfigError(f"the discrepancy level must be > 0, got {level}")
+        self.level = float(level)
+        self.fired_at: int | None = None
+
+    def state_dict(self) -> dict:
+        return {"fired_at": self.fired_at}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.fired_at = state["fired_at"]
+
+    def on_step_end(self, state: FitState) -> None:
+        data = state.history.get("data") or []
+        if self.fired_at is None and data and data[-1] <= self.level:
+            self.fired_at = state.it
+            img = state.ema if state.ema is not None else state.x
+            state.selected, state.selected_iter = img.clone(), state.it
+            state.stop = True
+
+
 def holdout_split(sampled: Tensor, fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Split a 0/1 ``sampled`` array into (train, validation) masks: a seeded random ``fraction`` of the
     sampled entries goes to validation.

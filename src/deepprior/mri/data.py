@@ -123,19 +123,51 @@ def _finer(series: Tensor, maps: Tensor | None, f: int, seed: int, phase: bool) 
     a constant object keeps its value."""
     import torch.nn.functional as F
 
-    from .fft import fft2c, ifft2c
-
     t, h, w = series.shape
     mag = F.interpolate((series.abs() / series.abs().max()).float()[:, None], size=(f * h, f * w), mode="bicubic",
                         align_corners=False)[:, 0].clamp(min=0)
     fine = mag.to(torch.complex64)
     if phase:
         fine = fine * torch.exp(1j * smooth_phase(f * h, f * w, seed)).to(torch.complex64)
-    y0, x0 = (f * h - h) // 2, (f * w - w) // 2
+    return central_kspace(fine, maps, h, w)
+
+
+def central_kspace(fine: Tensor, maps: Tensor | None, h: int, w: int) -> tuple[Tensor, Tensor]:
+    """An object ``(T, f·h, f·w)`` rendered on an f× finer grid → (the object low-passed to ``h × w``, every
+    coil's k-space cropped to the central ``h × w``), scaled so that a constant object keeps its value. ``maps``
+    (any size) are resampled to the fine grid. This is a simulation without the inverse crime: the measured
+    k-space is not band-limited to the reconstruction grid.
+
+    >>> gt, k = central_kspace(torch.ones(1, 32, 32, dtype=torch.complex64), None, 16, 16)
+    >>> tuple(k.shape), round(float(gt.real.mean()), 4)
+    ((1, 1, 16, 16), 1.0)
+    """
+    from .fft import fft2c, ifft2c
+
+    fh, fw = fine.shape[-2:]
+    y0, x0 = (fh - h) // 2, (fw - w) // 2
+    f = math.sqrt(fh * fw / (h * w))
     crop = lambda k: k[..., y0:y0 + h, x0:x0 + w] / f  # noqa: E731 - orthonormal FFTs: 1/f keeps the values
     gt = ifft2c(crop(fft2c(fine)))
-    coil_imgs = fine[:, None] * (resample_maps(maps, f * h, f * w) if maps is not None else 1)
+    coil_imgs = fine[:, None] * (resample_maps(maps, fh, fw) if maps is not None else 1)
     return gt, crop(fft2c(coil_imgs)).to(torch.complex64)
+
+
+def add_noise(k: Tensor, sampled: Tensor, snr_db: float | None, seed: int) -> Tensor:
+    """Complex Gaussian noise on the ``sampled`` entries of ``k`` at ``snr_db``: 20·log10 of the RMS signal over
+    the sampled points / the noise standard deviation (the definition of ``mri simulate --snr``), seeded.
+
+    >>> k = torch.ones(1, 1, 8, 8, dtype=torch.complex64)
+    >>> round(float((add_noise(k, torch.ones(1, 1, 8, 8), 20.0, 0) - k).abs().square().mean().sqrt()), 1)
+    0.1
+    """
+    if snr_db is None:
+        return k
+    sampled = sampled.expand_as(k.real)
+    sigma = float(k[sampled > 0].abs().pow(2).mean().sqrt()) / 10 ** (snr_db / 20)
+    g = torch.Generator().manual_seed(seed + 7)
+    noise = torch.complex(torch.randn(k.shape, generator=g), torch.randn(k.shape, generator=g)) * (sigma / math.sqrt(2))
+    return (k + noise * sampled).to(torch.complex64)
 
 
 def smooth_phase(h: int, w: int, seed: int = 0, strength: float = math.pi / 2) -> Tensor:
@@ -229,12 +261,7 @@ def simulate(series, *, coils: int = 8, pattern: str = "kt-random", accel: float
         mask = cartesian_mask(t, h, w, accel=accel, center=center, pattern=pattern, seed=seed)
         k = CartesianSENSE(mask, maps)(img) if coil_k is None else coil_k * mask[:, None]
         sel = mask.unsqueeze(1).expand_as(k)
-    if snr_db is not None:
-        sampled = k[sel > 0]
-        sigma = float(sampled.abs().pow(2).mean().sqrt()) / 10 ** (snr_db / 20)
-        g = torch.Generator().manual_seed(seed + 7)
-        noise = torch.complex(torch.randn(k.shape, generator=g), torch.randn(k.shape, generator=g)) * (sigma / math.sqrt(2))
-        k = (k + noise * sel).to(torch.complex64)
+    k = add_noise(k, sel, snr_db, seed)
     meta = {"coils": coils, "pattern": pattern, "accel_nominal": accel, "center": center, "snr_db": snr_db,
             "oversample": oversample,
             "seed": seed, "phase": phase}

@@ -90,8 +90,10 @@ def load_series(path, key: str | None = None) -> np.ndarray:
     return a
 
 
-def save_data(path, data: MRIData, overwrite: bool = False) -> None:
-    """Write MRIData as HDF5: datasets ``kspace``, ``mask``/``traj``, ``maps``, ``gt``; ``meta`` as JSON."""
+def save_data(path, data: MRIData, overwrite: bool = False, groups: dict[str, dict] | None = None) -> None:
+    """Write MRIData as HDF5: datasets ``kspace``, ``mask``/``traj``, ``maps``, ``gt``; ``meta`` as JSON.
+    ``groups`` adds HDF5 groups ``{name: {dataset: array, ..., "attrs": {key: JSON-able}}}`` in the same atomic
+    write (e.g. the true parameter maps of a mapping simulation)."""
     import h5py
 
     path = Path(path)
@@ -110,6 +112,14 @@ def save_data(path, data: MRIData, overwrite: bool = False) -> None:
             f.attrs["format"] = "deepprior-mri-1"
             f.attrs["shape"] = list(data.shape)
             f.attrs["meta"] = json.dumps(data.meta)
+            for name, content in (groups or {}).items():
+                g = f.create_group(name)
+                for key, v in content.items():
+                    if key == "attrs":
+                        for a, val in v.items():
+                            g.attrs[a] = json.dumps(val)
+                    elif v is not None:
+                        g[key] = np.asarray(v)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
