@@ -67,9 +67,12 @@ def test_python_defaults_are_the_command_lines():
 
     assert inspect.signature(mri.tddip).parameters["preset"].default is None
     assert inspect.signature(mri.gip).parameters["preset"].default is None
-    assert DEFAULTS == {"mri-dip": "convdecoder", "tddip": "tddip-cpu", "gip": "gip-cpu"}
+    assert DEFAULTS == {"mri-dip": "convdecoder", "tddip": "tddip-cpu", "gip": "gip-cpu", "mapping": "map-skip"}
     help_text = next(p.help for p in mri_recon.params if p.name == "preset")
-    assert all(f"{DEFAULTS[g]} (default)" in help_text for g in DEFAULTS)
+    assert all(f"{DEFAULTS[g]} (default)" in help_text for g in ("mri-dip", "tddip", "gip"))
+    from deepprior.cli.mapping import map_cmd
+
+    assert f"{DEFAULTS['mapping']} (default)" in next(p.help for p in map_cmd.params if p.name == "preset")
     for f in (mri.reconstruct, mri.tddip, mri.gip):
         assert inspect.signature(f).parameters["device"].default == "auto"
 

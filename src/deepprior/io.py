@@ -12,6 +12,7 @@ import os
 import struct
 import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,6 +207,28 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, exts=IMAGE_EX
     if path.exists() and not overwrite:
         raise OutputExistsError(f"output {path} exists; pass --overwrite to replace it")
     return path
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike):
+    """Yield a temporary path beside ``path`` (same suffixes) to write to; on success it replaces ``path`` in one
+    rename, on failure it is removed — a reader never sees half a file, an old file is never half overwritten.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_output(p) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> p.read_text()
+    'done'
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{''.join(path.suffixes)}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def save_image(path: str | os.PathLike, data: np.ndarray, alpha: np.ndarray | None = None, bit_depth: int = 8) -> None:

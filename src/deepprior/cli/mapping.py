@@ -127,8 +127,10 @@ def simulate_map_cmd(output, model, echoes, te, esp, tes, tis, fas, tr, phantom,
 @click.option("--iters", type=click.IntRange(min=1), default=None, help="Iterations of model-tv / dip.")
 @click.option("--weight", type=click.FloatRange(min=0), default=None, help=f"model-tv: TV weight (default {MODEL_TV_WEIGHT}).")
 @click.option("--tv-weight", type=click.FloatRange(min=0), default=0.0, help="dip: add TV on the maps (DIP-TV), model-tv's scale.")
-@click.option("--preset", type=click.Choice(tuple(MAP_PRESETS)), default=None, help="dip: generator preset.")
+@click.option("--preset", type=click.Choice(tuple(MAP_PRESETS)), default=None, help="dip: generator preset (map-skip (default)).")
 @click.option("--stop", type=click.Choice(("holdout", "none")), default=None, help="dip: stopping rule (default holdout).")
+@click.option("--init", type=click.Choice(("fit", "model-tv")), default=None,
+              help="dip: first fit the generator to this method's maps, then to the k-space.")
 @click.option("--sigma", type=click.FloatRange(min=0), default=None,
               help="Magnitude images: complex noise std (default: estimated from the image border).")
 @click.option("--key", default=None, help="Variable name in a .mat/.npz of magnitude images.")
@@ -138,7 +140,7 @@ def simulate_map_cmd(output, model, echoes, te, esp, tes, tis, fas, tr, phantom,
 @click.option("--overwrite", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
 def map_cmd(data, output, model, echoes, te, esp, tes, tis, fas, tr, method, fit_kind, iters, weight, tv_weight, preset,
-            stop, sigma, key, png, seed, device, overwrite, quiet):
+            stop, init, sigma, key, png, seed, device, overwrite, quiet):
     """Parameter maps from DATA: multi-contrast k-space (.h5 from simulate-map, or any k-space series with --model
     and its TEs/TIs/flip angles) or magnitude images (.npy/.nii/.mat, (contrasts, H, W); --method fit or dip)."""
     from pathlib import Path
@@ -159,8 +161,8 @@ def map_cmd(data, output, model, echoes, te, esp, tes, tis, fas, tr, method, fit
         axis, tr_ms = None, tr
     if method != "model-tv" and weight is not None:
         raise InputError("--weight applies to --method model-tv")
-    if method != "dip" and (tv_weight or preset or stop):
-        raise InputError("--tv-weight, --preset and --stop apply to --method dip")
+    if method != "dip" and (tv_weight or preset or stop or init):
+        raise InputError("--tv-weight, --preset, --stop and --init apply to --method dip")
     cbs = []
     if not quiet and method in ("dip", "model-tv"):
         from rich.console import Console
@@ -177,10 +179,18 @@ def map_cmd(data, output, model, echoes, te, esp, tes, tis, fas, tr, method, fit
 
         if sigma is not None:
             raise InputError("--sigma applies to magnitude images; k-space data carry their noise in the data term")
+        from ..fit import FitInterrupted
+
         md = load_map_data(data, model=model, axis=axis, tr=tr_ms)
         mdl = md.model
-        r = reconstruct_map(md, method, fit_kind=fit_kind, iters=iters, seed=seed, device=device, weight=weight,
-                            preset=preset, stop=stop, tv_weight=tv_weight, callbacks=cbs)
+        try:
+            r = reconstruct_map(md, method, fit_kind=fit_kind, iters=iters, seed=seed, device=device, weight=weight,
+                                preset=preset, stop=stop, tv_weight=tv_weight, init=init, callbacks=cbs)
+        except FitInterrupted as e:
+            if getattr(e, "maps", None) is not None:
+                save_maps(output, e.maps, mdl, overwrite)  # checked above: new, or --overwrite
+                echo(f"interrupted after {e.result.iters_run} iterations; wrote the maps so far to {output}", err=True)
+            raise
     save_maps(output, r.maps, mdl, overwrite)
     if png:
         save_map_figure(png, r.maps, mdl, truth=md.truth if md else None, m0_true=md.m0 if md else None,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..io import check_readable, load_npy
+from ..io import atomic_output, check_readable, load_npy
 from .coils import estimate_maps
 from .data import MRIData
 
@@ -270,8 +270,7 @@ def save_recon(path, x: torch.Tensor, overwrite: bool = False, voxel_mm=None) ->
         raise OutputExistsError(f"output {path} exists; pass --overwrite to replace it")
     a = x.detach().cpu().numpy()
     name = path.name.lower()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{''.join(path.suffixes)}")
-    try:
+    with atomic_output(path) as tmp:
         if name.endswith(".h5"):
             import h5py
 
@@ -295,10 +294,6 @@ def save_recon(path, x: torch.Tensor, overwrite: bool = False, voxel_mm=None) ->
             save_dicom(tmp, x, voxel_mm)
         else:
             raise InputError(f"{path}: unsupported output; use .h5, .npy, .nii(.gz), .dcm, .png or .gif")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _to_uint8(x: torch.Tensor, vmax: float | None = None) -> np.ndarray:

@@ -79,7 +79,11 @@ def simulate_map(model: SignalModel, phantom: TissueMaps | None = None, *, coils
     >>> tuple(d.data.kspace.shape), round(d.data.acceleration)
     ((3, 2, 32, 32), 2)
     """
-    ph = phantom if phantom is not None else brain_phantom(128, seed=seed)
+    if phantom is None:
+        ph = brain_phantom(128, seed=seed)
+        render = render or (lambda fh, fw: brain_phantom(fh, fw, seed=seed))
+    else:
+        ph = phantom
     h, w = ph.pd.shape
     if getattr(model, "b1", None) is not None and tuple(model.b1.shape) != (h, w):
         raise InputError(f"the B1 map is {tuple(model.b1.shape)} but the phantom is {(h, w)}")

@@ -53,8 +53,9 @@ def background_sigma(images: Tensor, border: int = 6) -> float:
 def map_images(images: Tensor, model: SignalModel, method: str = "fit", *, sigma: float | None = None,
                seed: int = 0, device="auto", preset=None, iters: int | None = None, callbacks=()) -> MapResult:
     """Maps from magnitude images ``(K, H, W)``. ``sigma`` (the complex noise std; default: from the image border)
-    sets the Rician floor; ``dip`` stops by the discrepancy principle (mean squared misfit ≤ σ²... the Rician
-    variance of the data), ``fit`` is the pixel-wise NLLS on the Rician mean.
+    sets the Rician floor; ``dip`` stops by the discrepancy principle (at the first step whose mean squared misfit
+    to the images is ≤ σ², the variance of a Rician magnitude at high SNR — below it the network fits noise),
+    ``fit`` is the pixel-wise NLLS on the Rician mean.
 
     >>> from deepprior.mri.mapping.models import T2Decay
     >>> m = T2Decay([10, 20, 40, 80])
@@ -75,7 +76,7 @@ def map_images(images: Tensor, model: SignalModel, method: str = "fit", *, sigma
     where = images[0] > max(3 * sigma, 0.02 / scale)
     if method == "fit":
         maps = nlls_fit(images, model, where, sigma=sigma)
-        return MapResult(maps, images, method, time.perf_counter() - t0, info=info)
+        return MapResult(images, method, time.perf_counter() - t0, info=info, maps=maps)
     dev = resolve_device(device)
     name, p = resolve(preset, "mapping")
     model = model.to(dev)
@@ -84,7 +85,8 @@ def map_images(images: Tensor, model: SignalModel, method: str = "fit", *, sigma
     y = (images * scale).to(dev)
     cbs = list(callbacks)
     if sigma > 0:
-        # the data's misfit to their Rician mean has variance ≈ 2σ² − (mean offset)² ≤ 2σ²; σ² at high SNR
+        # a magnitude's variance about its Rician mean is σ² at high SNR and (2 − π/2)σ² in the background: a
+        # misfit of σ² on average is reached before the fit starts on the noise
         cbs.insert(0, Discrepancy((sigma * scale) ** 2))
     cfg = FitConfig().replace(**{**p["fit"], **({"iters": iters} if iters else {})})
     res = fit(param, fwd, y, cfg, callbacks=cbs)
@@ -92,5 +94,5 @@ def map_images(images: Tensor, model: SignalModel, method: str = "fit", *, sigma
     maps = {k: v.detach().cpu() for k, v in maps.items()}
     maps["M0"] = maps["M0"] / scale
     info.update(preset=name, stop="discrepancy" if sigma > 0 else "none")
-    return MapResult(maps, (fwd.contrasts(res.output) / scale).detach().cpu(), method, time.perf_counter() - t0,
-                     res.iters_run, res.selected_iter, res.history, {}, info)
+    return MapResult((fwd.contrasts(res.output) / scale).detach().cpu(), method, time.perf_counter() - t0,
+                     res.iters_run, res.selected_iter, res.history, {}, info, maps=maps)

@@ -4,13 +4,13 @@ units; the error against the truth when there is one)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...errors import OutputExistsError
+from ...errors import InputError, OutputExistsError
+from ...io import atomic_output
 from .models import SignalModel
 
 MAP_EXTS = (".nii", ".gz", ".npz", ".h5")
@@ -37,8 +37,7 @@ def save_maps(path, maps: dict, model: SignalModel, overwrite: bool = False) -> 
     name = path.name.lower()
     order = map_order(model)
     arrays = {k: maps[k].detach().cpu().numpy() for k, _ in order}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{''.join(path.suffixes)}")
-    try:
+    with atomic_output(path) as tmp:
         if name.endswith((".nii", ".nii.gz")):
             import nibabel as nib
 
@@ -58,13 +57,7 @@ def save_maps(path, maps: dict, model: SignalModel, overwrite: bool = False) -> 
                     f[k].attrs["unit"] = u
                 f.attrs["model"] = model.name
         else:
-            from ...errors import InputError
-
             raise InputError(f"{path}: maps are written as .nii/.nii.gz, .npz or .h5")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def save_map_figure(path, maps: dict, model: SignalModel, *, truth=None, m0_true=None, where=None,

@@ -128,7 +128,7 @@ def brain_phantom(h: int = 128, w: int | None = None, *, seed: int = 0, texture:
     return TissueMaps(maps["PD"], maps["T1"], maps["T2"], labels, names, b1)
 
 
-def mrphantom_maps(h: int = 128, w: int | None = None, *, field: float = 3.0) -> TissueMaps:  # pragma: no cover
+def mrphantom_maps(h: int = 128, w: int | None = None, *, field: float = 3.0) -> TissueMaps:
     """mrphantom's tissue slice (fat, myocardium, blood, liver) at ``field`` tesla, if the extra is installed."""
     try:
         import mrphantom as mpt

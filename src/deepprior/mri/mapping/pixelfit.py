@@ -85,11 +85,35 @@ def nlls_fit(images: Tensor, model: SignalModel, where: Tensor | None = None, *,
     out = {p.name: torch.zeros(h, w) for p in model.params}
     for i, p in enumerate(model.params):
         out[p.name][where] = p.bounded(theta[:, 1 + i]).detach()
-    phase = torch.exp(1j * images[0].angle()).cpu() if images.is_complex() else torch.ones(h, w)
-    m0 = torch.zeros(h, w)
-    m0[where] = theta[:, 0].detach()
-    out["M0"] = (m0 * phase).to(torch.complex64)
+    m0 = torch.zeros(h, w, dtype=torch.complex64)
+    amp = theta[:, 0].detach()
+    if images.is_complex():
+        # M0's phase: the least-squares complex amplitude of the fitted, signed curve against the complex data
+        # (an inversion-recovery series starts at −M0: the first contrast's phase would be off by π there)
+        with torch.no_grad():
+            mp = {p.name: p.bounded(theta[:, 1 + i][None]) for i, p in enumerate(model.params)}
+            f = pm(torch.ones(1, n, dtype=torch.complex64), mp)[:, 0]  # (K, N), real-valued and signed
+            proj = (f.conj() * images.cpu()[:, where].to(torch.complex64)).sum(0)
+        m0[where] = (amp * torch.exp(1j * proj.angle())).to(torch.complex64)
+    else:
+        m0[where] = amp.to(torch.complex64)
+    out["M0"] = m0
     return out
+
+
+def reference_phase(images: Tensor) -> Tensor:
+    """exp(i·phase) of M0 for a magnitude fit: the phase of the contrast with the most energy. Not simply the
+    first: an inversion-recovery series starts inverted (signal −M0 at short TI), and M0 taken with that phase
+    would be off by π, a start a model-based fit of the complex data cannot recover from.
+
+    >>> x = torch.stack([-torch.ones(2, 2), 2 * torch.ones(2, 2)]).to(torch.complex64)
+    >>> reference_phase(x)[0, 0].real.item()
+    1.0
+    """
+    if not images.is_complex():
+        return torch.ones(images.shape[-2:])
+    k = int(images.abs().square().sum((-2, -1)).argmax())
+    return torch.exp(1j * images[k].angle()).cpu()
 
 
 def _grid(model: SignalModel) -> Tensor:
@@ -146,7 +170,7 @@ def loglinear_fit(images: Tensor, model: SignalModel, where: Tensor | None = Non
     k, h, w = images.shape
     where = torch.ones(h, w, dtype=torch.bool) if where is None else where.bool().cpu()
     s = images.abs().double().cpu().clamp(min=1e-12)
-    phase = torch.exp(1j * images[0].angle()).cpu() if images.is_complex() else torch.ones(h, w)
+    phase = reference_phase(images)
     if model.name == "t2":
         x = model.te.double()[:, None, None].expand_as(s)
         wt = s.square()

@@ -8,19 +8,21 @@ model-based methods are (operator, parameterization, loss, callbacks) for the on
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from ...errors import ConfigError, InputError
-from ...fit import FitConfig, fit, resolve_device
+from ...fit import FitConfig, FitInterrupted, fit, resolve_device
 from ...fit.stopping import Holdout
-from ...operators.base import Operator
+from ...operators.base import Identity, Operator
 from ...params import Pixels
 from ...presets import resolve
 from ...regularizers import TV
-from ..common import image_on_interrupt, split_kspace, support
+from ..common import split_kspace, support
+from ..methods import MRIResult, reconstruct
 from .data import MapData, map_metrics
 from .models import SignalModel
 from .pixelfit import loglinear_fit, nlls_fit
@@ -32,6 +34,7 @@ FITS = ("nlls", "loglin")
 MODEL_TV_WEIGHT = 1e-4
 MODEL_TV_RATIO = 0.1  # the relaxation maps' TV weight relative to M0's
 MODEL_TV_ITERS, MODEL_TV_LR = 600, 0.01
+INIT_STEPS = 500  # dip's image-domain steps towards a classical start (init=)
 # CG-SENSE per contrast: iterations (early stopping is its regulariser), tuned on T2 R = 4 like the TV weight.
 CG_ITERS = 10
 # L+S over the contrasts (low rank: the decay curves span few dimensions; sparse: their Fourier transform along
@@ -61,6 +64,19 @@ class MapForward(Operator):
         return out * self.gain if self.gain != 1.0 else out
 
 
+@contextmanager
+def maps_on_interrupt(fwd: MapForward, scale: float):
+    """Ctrl-C in a map fit: the :class:`~deepprior.fit.FitInterrupted` carries ``maps``, the maps reached so far
+    (M0 on the data's scale), so that the command can write them."""
+    try:
+        yield
+    except FitInterrupted as e:
+        with torch.no_grad():
+            e.maps = {k: v.detach().cpu() for k, v in fwd.maps(e.result.output).items()}
+            e.maps["M0"] = e.maps["M0"] / scale
+        raise
+
+
 class MapTV(nn.Module):
     """Isotropic TV of the maps: M0 (complex) plus each relaxation map over its mid-range value, inside the
     support."""
@@ -78,19 +94,12 @@ class MapTV(nn.Module):
 
 
 @dataclass
-class MapResult:
-    """``maps``: {"M0": complex (H, W), "T2"/"T1"/…: (H, W) in their units}; ``images``: the contrasts the
-    maps predict (or the per-contrast reconstruction the fit started from); ``metrics`` against the truth."""
+class MapResult(MRIResult):
+    """An :class:`~deepprior.mri.methods.MRIResult` whose ``image`` is the contrasts the maps predict (or the
+    per-contrast reconstruction the pixel fit started from), plus ``maps``: {"M0": complex (H, W), "T2"/"T1"/…:
+    (H, W) in their units}; ``metrics`` are the maps' errors against the truth (:func:`.data.map_metrics`)."""
 
-    maps: dict
-    images: Tensor
-    method: str
-    seconds: float
-    iters: int | None = None
-    selected_iter: int | None = None
-    history: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
+    maps: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         """``T2 NRMSE <x> M0 PSNR <y> dB`` (the tail of the command's last line), or '' without a truth."""
@@ -116,12 +125,13 @@ def _signal_support(md: MapData, images: Tensor) -> Tensor:
 def reconstruct_map(md: MapData, method: str = "fit", *, fit_kind: str = "nlls", iters: int | None = None,
                     seed: int = 0, device="auto", weight: float | None = None, preset=None, stop: str | None = None,
                     holdout: float = 0.05, patience: int | None = None, lr: float | None = None,
-                    tv_weight: float = 0.0, callbacks=()) -> MapResult:
+                    tv_weight: float = 0.0, init: str | None = None, callbacks=()) -> MapResult:
     """Estimate the parameter maps of ``md`` with ``method`` (:data:`METHODS`) and score them against the truth.
 
     ``fit_kind`` chooses the pixel fit of the ``*-fit`` methods and of the start of ``model-tv`` (``nlls`` or
-    ``loglin``); ``weight`` is model-tv's TV weight; ``preset``/``stop``/``holdout``/``patience`` the DIP's
-    (default ``map-skip``, stopping on 5 % held-out k-space).
+    ``loglin``); ``weight`` is model-tv's TV weight; ``preset``/``stop``/``holdout``/``patience``/``lr`` the DIP's
+    (default ``map-skip``, stopping on 5 % held-out k-space); ``tv_weight`` adds model-tv's TV to the DIP (DIP-TV);
+    ``init`` ('fit' or 'model-tv') first fits the generator to that method's maps for ``INIT_STEPS`` steps.
 
     >>> from deepprior.mri.mapping.models import T2Decay
     >>> from deepprior.mri.mapping.data import simulate_map
@@ -135,42 +145,43 @@ def reconstruct_map(md: MapData, method: str = "fit", *, fit_kind: str = "nlls",
         raise ConfigError(f"unknown mapping method {method!r}; choose one of {', '.join(METHODS)}")
     dev = resolve_device(device)
     t0 = time.perf_counter()
-    from ..methods import reconstruct
-
     info: dict = {"method": method, "device": str(dev)}
     history, n, selected = {}, None, None
-    if method in ("zf-fit", "fit", "lps-fit") or method == "model-tv":
-        base = {"zf-fit": "zerofill", "fit": "cgsense", "lps-fit": "lps", "model-tv": "cgsense"}[method]
-        extra = dict(zip(("lambda_l", "lambda_s"), LPS_LAMBDAS)) if base == "lps" else {}
-        r = reconstruct(md.data, base, iters=CG_ITERS if base == "cgsense" else None, device=dev, ref=None, **extra)
-        where = _signal_support(md, r.image)
-        maps = _pixel_fit(r.image, md.model, where, fit_kind)
-        images, n = r.image, r.iters
-        info.update(fit=fit_kind, recon=base)
-        if method == "model-tv":
-            maps, images, history, n = _model_tv(md, maps, where, weight, iters, dev)
-            info["weight"] = MODEL_TV_WEIGHT if weight is None else weight
+    if method != "dip":
+        maps, images, history, n, where = _classical(md, method, fit_kind, weight, iters, dev, callbacks)
+        info.update(fit=fit_kind, weight=(MODEL_TV_WEIGHT if weight is None else weight) if method == "model-tv" else None)
     else:
         maps, images, history, n, selected, extra = _dip(md, dev, preset=preset, seed=seed, iters=iters, stop=stop,
                                                          holdout=holdout, patience=patience, callbacks=callbacks,
-                                                         lr=lr, tv_weight=tv_weight)
+                                                         lr=lr, tv_weight=tv_weight, init=init)
         info.update(extra)
     maps = {k: v.detach().cpu() for k, v in maps.items()}
     seconds = time.perf_counter() - t0
-    res = MapResult(maps, images.detach().cpu(), method, seconds, n, selected, history, map_metrics(maps, md), info)
-    return res
+    return MapResult(images.detach().cpu(), method, seconds, n, selected, history, map_metrics(maps, md), info,
+                     maps=maps)
+
+
+def _classical(md: MapData, method: str, fit_kind: str, weight, iters, dev, callbacks=()):
+    """A per-contrast reconstruction + pixel fit (``*-fit``), refined by the model-based TV fit (``model-tv``)."""
+    base = {"zf-fit": "zerofill", "fit": "cgsense", "lps-fit": "lps", "model-tv": "cgsense"}[method]
+    extra = dict(zip(("lambda_l", "lambda_s"), LPS_LAMBDAS)) if base == "lps" else {}
+    r = reconstruct(md.data, base, iters=CG_ITERS if base == "cgsense" else None, device=dev, ref=None, **extra)
+    where = _signal_support(md, r.image)
+    maps = _pixel_fit(r.image, md.model, where, fit_kind)
+    if method != "model-tv":
+        return maps, r.image, {}, r.iters, where
+    maps, images, history, n = _model_tv(md, maps, where, weight, iters, dev, callbacks=callbacks)
+    return maps, images, history, n, where
 
 
 def _data_scale(md: MapData, dev) -> float:
     """1 / the 99th percentile of the first contrast's CG-SENSE magnitude: M0 of order 1 for the fits."""
-    from ..methods import reconstruct
-
     r = reconstruct(md.data.frame(0), "cgsense", iters=CG_ITERS, device=dev, ref=None)
     return 1.0 / max(float(torch.quantile(r.image.abs().flatten(), 0.99)), 1e-12)
 
 
-def _model_tv(md: MapData, start: dict, where: Tensor, weight, iters, dev, ratio=None):
-    """Maps as pixels, TV on the maps, L-BFGS through the fit loop from the pixel fit's maps."""
+def _model_tv(md: MapData, start: dict, where: Tensor, weight, iters, dev, ratio=None, callbacks=()):
+    """Maps as pixels, TV on the maps, Adam through the fit loop from the pixel fit's maps."""
     lam = MODEL_TV_WEIGHT if weight is None else float(weight)
     if lam < 0:
         raise ConfigError(f"the TV weight must be ≥ 0, got {lam}")
@@ -179,9 +190,9 @@ def _model_tv(md: MapData, start: dict, where: Tensor, weight, iters, dev, ratio
     model = md.model.to(dev)
     x0 = torch.cat([torch.stack([start["M0"].real * s, start["M0"].imag * s]),
                     model.raw({k: v.clamp(min=1e-6) for k, v in start.items() if k != "M0"})])[None].to(dev)
-    # L-BFGS keeps a curvature pair only when yᵀs > 1e-10 (absolute): a k-space misfit averaged over 10⁶ samples
-    # is far below that, so both sides carry a gain that makes the measured data's mean square 1, and the TV
-    # weight the same gain², which leaves the minimiser unchanged.
+    # A k-space misfit averaged over 10⁶ samples is tiny in absolute terms (below Adam's ε in the squared
+    # gradients, below L-BFGS's curvature threshold): both sides carry a gain that makes the measured data's mean
+    # square 1, and the TV weight the same gain², which leaves the minimiser unchanged.
     y = d.kspace * s
     gain = 1.0 / max(float(y.abs().square().mean().sqrt()), 1e-30)
     fwd = MapForward(model, d.operator, gain=gain)
@@ -189,8 +200,8 @@ def _model_tv(md: MapData, start: dict, where: Tensor, weight, iters, dev, ratio
     cfg = FitConfig(iters=iters or MODEL_TV_ITERS, lr=MODEL_TV_LR, ema=None, backtrack=False,
                     reg_weight=lam * gain**2 if lam else 0.0)
     reg = MapTV(fwd, where.to(dev).float(), MODEL_TV_RATIO if ratio is None else ratio) if lam else None
-    with image_on_interrupt(lambda x: fwd.contrasts(x) / s):
-        res = fit(Pixels(x0), fwd, y, cfg, regularizer=reg)
+    with maps_on_interrupt(fwd, s):
+        res = fit(Pixels(x0), fwd, y, cfg, regularizer=reg, callbacks=callbacks)
     x = res.output
     maps = fwd.maps(x)
     maps["M0"] = maps["M0"] / s
@@ -213,13 +224,15 @@ def build_map_dip(preset: dict, model: SignalModel, hw: tuple[int, int], seed: i
     return DIP(net, z, hw, preset.get("reg_noise_std", 0.0), generator=torch.Generator().manual_seed(seed + 2))
 
 
-def reconstruct_frame0(md: MapData, dev) -> Tensor:
-    from ..methods import reconstruct
-
+def _cg_images(md: MapData, dev) -> Tensor:
+    """Every contrast's CG-SENSE image (where the maps are worth a TV penalty: :func:`_signal_support`)."""
     return reconstruct(md.data, "cgsense", iters=CG_ITERS, device=dev, ref=None).image
 
 
-def _dip(md: MapData, dev, *, preset, seed, iters, stop, holdout, patience, callbacks, lr=None, tv_weight=0.0):
+def _dip(md: MapData, dev, *, preset, seed, iters, stop, holdout, patience, callbacks, lr=None, tv_weight=0.0,
+         init=None):
+    if init not in (None, "fit", "model-tv"):
+        raise ConfigError(f"init must be 'fit' or 'model-tv' (a classical start for the generator), got {init!r}")
     name, p = resolve(preset, "mapping")
     stop = stop or (p.get("stop") or {}).get("rule", "none")
     patience = patience or (p.get("stop") or {}).get("patience", 300)
@@ -248,13 +261,20 @@ def _dip(md: MapData, dev, *, preset, seed, iters, stop, holdout, patience, call
             if isinstance(cb, Holdout):
                 cb.val_op.gain = gain
                 cb.y_val = cb.y_val * gain
-        where = _signal_support(md, reconstruct_frame0(md, dev)).to(dev).float()
+        where = _signal_support(md, _cg_images(md, dev)).to(dev).float()
         reg = MapTV(fwd, where, MODEL_TV_RATIO)
         cfg = cfg.replace(reg_weight=tv_weight * gain**2)
-    with image_on_interrupt(lambda x: fwd.contrasts(x) / s):
+    if init:
+        # a classical start: the generator first learns to output those maps (image domain, cheap), then the
+        # k-space fit goes on from there
+        start, _, _, _, where = _classical(md, init, "nlls", None, None, dev)
+        target = torch.cat([torch.stack([start["M0"].real, start["M0"].imag]) * s,
+                            model.raw({k: v.clamp(min=1e-6) for k, v in start.items() if k != "M0"}).cpu() * where])
+        fit(param, Identity(), target[None].to(dev), FitConfig(iters=INIT_STEPS, lr=cfg.lr, ema=None, backtrack=False))
+    with maps_on_interrupt(fwd, s):
         res = fit(param, fwd, y, cfg, regularizer=reg, callbacks=cbs)
     x = res.output
     maps = fwd.maps(x)
     maps["M0"] = maps["M0"] / s
-    extra = {"preset": name, "stop": stop, "scale": s, "backtracks": res.backtracks}
+    extra = {"preset": name, "stop": stop, "scale": s, "backtracks": res.backtracks, "init": init}
     return maps, fwd.contrasts(x) / s, res.history, res.iters_run, res.selected_iter, extra
