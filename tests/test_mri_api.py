@@ -28,7 +28,21 @@ def cine():
     return mri.simulate(cine_phantom(frames=4, n=24), coils=4, pattern="kt-random", accel=3, center=4, seed=0)
 
 
-@pytest.mark.parametrize("method", mri.METHODS)
+MOCO = ("cg-moco", "dip-moco")
+
+
+@pytest.mark.parametrize("method", MOCO)
+def test_motion_methods_return_an_mri_result_with_the_motion(method):
+    from deepprior.mri.motion import simulate_motion
+
+    d = simulate_motion(cine_phantom(frames=1, n=24)[0], coils=2, shots=4, max_shift=1, max_rot=1, seed=0)
+    kw = {"preset": {**get_preset(group="moco"), **TINY["dip"]["preset"]}, "stop": "none"} if method == "dip-moco" else {}
+    r = mri.reconstruct(d, method, device="cpu", iters=20 if method == "dip-moco" else None, **kw)
+    assert isinstance(r, mri.MRIResult) and r.image.shape == (1, 24, 24) and r.summary().startswith("PSNR ")
+    assert r.info["motion"].shape == (4, 3) and set(r.info["motion_rmse"]) == {"shift_px", "rot_deg"}
+
+
+@pytest.mark.parametrize("method", [m for m in mri.METHODS if m not in MOCO])
 def test_every_method_returns_an_mri_result(cine, method):
     r = mri.reconstruct(cine, method, device="cpu", iters=ITERS.get(method), **TINY.get(method, {}))
     assert isinstance(r, mri.MRIResult) and r.method == method
@@ -67,7 +81,8 @@ def test_python_defaults_are_the_command_lines():
 
     assert inspect.signature(mri.tddip).parameters["preset"].default is None
     assert inspect.signature(mri.gip).parameters["preset"].default is None
-    assert DEFAULTS == {"mri-dip": "convdecoder", "tddip": "tddip-cpu", "gip": "gip-cpu", "mapping": "map-skip"}
+    assert DEFAULTS == {"mri-dip": "convdecoder", "tddip": "tddip-cpu", "gip": "gip-cpu", "mapping": "map-skip",
+                        "moco": "moco-convdecoder"}
     help_text = next(p.help for p in mri_recon.params if p.name == "preset")
     assert all(f"{DEFAULTS[g]} (default)" in help_text for g in ("mri-dip", "tddip", "gip"))
     from deepprior.cli.mapping import map_cmd

@@ -154,10 +154,21 @@ MAP_PRESETS: dict[str, dict] = {
                  "stop": {"rule": "holdout", "patience": 300}},
 }
 
+# Motion correction (deepprior.mri.motion): one static generator for the image, fitted with every shot's rigid
+# motion (its own Adam group at lr_scale × the network's rate, in px and degrees per step).
+MOCO_PRESETS: dict[str, dict] = {
+    "moco-convdecoder": {"net": {"name": "conv_decoder", "channels": 64, "layers": 6, "need_sigmoid": False},
+                         "code": {"kind": "noise", "scale": 0.1}, "reg_noise_std": 0.0,
+                         "fit": {"iters": 2000, "lr": 0.008, "ema": 0.99, "backtrack": True},
+                         "motion": {"lr_scale": 2.5, "init": "zero", "coarse_outer": 4}, "dc_iters": 10,
+                         "stop": {"rule": "holdout", "patience": 300}},
+}
+
 GROUPS: dict[str, dict[str, dict]] = {"image": PRESETS, "mri-dip": MRI_PRESETS, "tddip": TDDIP_PRESETS,
-                                      "gip": GIP_PRESETS, "mapping": MAP_PRESETS}
+                                      "gip": GIP_PRESETS, "mapping": MAP_PRESETS, "moco": MOCO_PRESETS}
 # The default of each MRI group: the CPU settings, in Python as on the command line.
-DEFAULTS = {"mri-dip": "convdecoder", "tddip": "tddip-cpu", "gip": "gip-cpu", "mapping": "map-skip"}
+DEFAULTS = {"mri-dip": "convdecoder", "tddip": "tddip-cpu", "gip": "gip-cpu", "mapping": "map-skip",
+            "moco": "moco-convdecoder"}
 
 # The image tasks' defaults on a CPU, where the reference recipe would run for hours (denoise at 512²: ~8 s per
 # iteration × 3000). A task not named here runs its reference recipe if that is estimated to take under

@@ -14,9 +14,10 @@ from ..mri.methods import METHODS, OPTIONS
 from ..mri.pics import KT_TV_TEMPORAL, KT_TV_WEIGHT, TV_STATIC_WEIGHT, WAVELET_WEIGHT
 from ..mri.recon import LPS_LAMBDA_L, LPS_LAMBDA_S
 from ..mri.sampling import PATTERNS
+from ..mri.shots import ORDERS as SHOT_ORDERS
 from ..mri.tddip import MANIFOLDS
 from ..mri.tddip import STOPS as MRI_STOPS
-from ..presets import GIP_PRESETS, MRI_PRESETS, TDDIP_PRESETS
+from ..presets import GIP_PRESETS, MOCO_PRESETS, MRI_PRESETS, TDDIP_PRESETS
 from .common import ckpt_path, device_option, echo
 
 RECON_EXTS = (".h5", ".npy", ".nii", ".gz", ".dcm", ".png", ".gif")
@@ -32,8 +33,8 @@ def mri():
 @click.option("-o", "--output", required=True, type=click.Path(), help="k-space file (.h5).")
 @click.option("--key", default=None, help="Variable name in a .mat/.npz holding several arrays.")
 @click.option("--coils", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--pattern", type=click.Choice((*PATTERNS, "radial")), default="kt-random", show_default=True)
-@click.option("--accel", type=click.FloatRange(min=1), default=8, show_default=True)
+@click.option("--pattern", type=click.Choice((*PATTERNS, "radial")), default=None, help="[default: kt-random]")
+@click.option("--accel", type=click.FloatRange(min=1), default=None, help="[default: 8; with --motion 1, fully sampled]")
 @click.option("--center", type=click.IntRange(min=0), default=None,
               help="Fully sampled centre lines (default 8; 24 for measured k-space, whose coil maps come from it).")
 @click.option("--spokes", type=click.IntRange(min=1), default=None, help="Golden-angle radial: spokes per frame.")
@@ -42,13 +43,23 @@ def mri():
               help="Measured coil maps instead of birdcage ones: complex .npy (coils, H, W) or BART .cfl (ecalib).")
 @click.option("--oversample", type=click.IntRange(min=1), default=1, show_default=True,
               help="Simulate the object on an N× finer grid and keep the central k-space (no inverse crime).")
+@click.option("--motion", default=None, metavar="none|jumps|walk|FILE",
+              help="Multi-shot k-space of one image under per-shot rigid motion (seeded), or a given (shots, 3) "
+                   "motion (.csv/.npy: dx px, dy px, rotation °).")
+@click.option("--max-shift", type=click.FloatRange(min=0), default=None, help="--motion: peak shift in px [default: 4].")
+@click.option("--max-rot", type=click.FloatRange(min=0, max=45), default=None,
+              help="--motion: peak rotation in degrees [default: 4].")
+@click.option("--shots", type=click.IntRange(min=1), default=None, help="--motion: shots [default: 16].")
+@click.option("--shot-order", type=click.Choice(SHOT_ORDERS), default=None,
+              help="--motion: which lines each shot acquires [default: interleaved].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True)
-def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr, maps_path, oversample, seed,
-                 overwrite):
+def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr, maps_path, oversample, motion,
+                 max_shift, max_rot, shots, shot_order, seed, overwrite):
     """Simulate k-space from a magnitude SERIES (.mat/.npy/.npz/.nii): phase, coils, sampling, noise — or
     undersample *fully sampled measured* k-space (Siemens .dat, BART .cfl, complex .npy/.npz) with --pattern
-    at --accel, keeping the fully sampled reconstruction as the reference."""
+    at --accel, keeping the fully sampled reconstruction as the reference. With --motion: one image (or measured
+    k-space) acquired in --shots shots, each seeing it rigidly moved; truth image and motion kept."""
     from ..io import check_output
     from ..mri.data import simulate
     from ..mri.io import load_series, save_data
@@ -56,7 +67,23 @@ def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr
     check_output(output, overwrite, exts=(".h5",))
     from ..mri.raw import is_raw, read_raw, undersample
 
-    if is_raw(series) and not _is_series_npy(series, key):
+    raw = is_raw(series) and not _is_series_npy(series, key)
+    moco = {"--max-shift": max_shift, "--max-rot": max_rot, "--shots": shots, "--shot-order": shot_order}
+    if motion is None and any(v is not None for v in moco.values()):
+        raise InputError(f"{', '.join(k for k, v in moco.items() if v is not None)} apply only with --motion")
+    if motion is not None:
+        from .motion import simulate_cmd
+
+        simulate_cmd(series, output, key, raw=raw, motion=motion, max_shift=4.0 if max_shift is None else max_shift,
+                     max_rot=4.0 if max_rot is None else max_rot, shots=shots or 16,
+                     order=shot_order or "interleaved", coils=coils, accel=1 if accel is None else accel, center=center, spokes=spokes,
+                     snr=snr, maps=_load_maps(maps_path) if maps_path else None, oversample=oversample, seed=seed,
+                     overwrite=overwrite, pattern_given=pattern is not None)
+        return
+    pattern = pattern or "kt-random"
+    accel = 8 if accel is None else accel
+
+    if raw:
         if pattern == "radial":
             raise InputError("retrospective sampling of measured Cartesian k-space takes the Cartesian patterns, "
                              "not radial")
@@ -127,7 +154,7 @@ def _is_series_npy(path, key) -> bool:
 
 
 # CLI option name → reconstruct() option name, for the options only some methods take.
-_FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "batch": "batch", "patience": "patience",
+_FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "batch": "batch", "patience": "patience",
           "lambda-l": "lambda_l", "lambda-s": "lambda_s", "weight": "weight", "checkpoint-every": "checkpoint_every",
           "lam": "lam", "temporal": "temporal", "tv-weight": "tv_weight", "dc": "dc"}
 
@@ -139,7 +166,7 @@ _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "
 @click.option("--iters", type=click.IntRange(min=1), default=None,
               help="Iterations (tddip: optimizer steps of --batch frames, as the reference counts them; gip: network "
                    "steps of the whole schedule, stages and ADMM scaled in proportion).")
-@click.option("--preset", type=click.Choice((*MRI_PRESETS, *TDDIP_PRESETS, *GIP_PRESETS)), default=None,
+@click.option("--preset", type=click.Choice((*MRI_PRESETS, *TDDIP_PRESETS, *GIP_PRESETS, *MOCO_PRESETS)), default=None,
               help="dip: convdecoder (default) or skip; tddip: tddip-cpu (default) or tddip (reference, GPU); "
                    "gip: gip-cpu (default) or gip (reference, GPU).")
 @click.option("--manifold", "manifold_kind", type=click.Choice(tuple(m for m in MANIFOLDS if m != "custom")),
@@ -170,6 +197,14 @@ _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "
               help="dip: DIP-TV, a TV penalty on the network output (the tv method's scale; default 0 = none).")
 @click.option("--dc/--no-dc", default=None,
               help="dip: end with the data-consistency step (measured samples put back; default on for Cartesian data).")
+@click.option("--motion", "motion_path", type=click.Path(), default=None,
+              help="Multi-shot data: a (shots, 3) motion file (.csv/.npy: dx px, dy px, rotation °) — the known motion "
+                   "for cgsense, the start for cg-moco/dip-moco.")
+@click.option("--motion-out", type=click.Path(), default=None, help="cg-moco/dip-moco: write the estimated motion (.csv/.npy).")
+@click.option("--motion-lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="dip-moco: the motion's learning rate as a multiple of the network's (default: the preset's).")
+@click.option("--estimate-maps", is_flag=True,
+              help="Replace the stored coil maps by ESPIRiT maps of the data's own centre (motion-corrupted as it is).")
 @click.option("--gt", type=click.Path(), default=None, help="Reference series (default: the one stored by simulate).")
 @click.option("--key", default=None, help="Variable of --gt in a .mat/.npz.")
 @click.option("--gif", type=click.Path(), default=None, help="Also write a cine GIF of |x|.")
@@ -183,7 +218,7 @@ _FLAGS = {"preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "
 @click.option("--overwrite", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
 def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, slice_index, compress, seed, device,
-              overwrite, quiet, **flags):
+              overwrite, quiet, motion_path, motion_out, estimate_maps, **flags):
     """Reconstruct DATA (.h5 from `mri simulate`, fastMRI, Cartesian ISMRMRD, or measured k-space: Siemens
     .dat, BART .cfl, complex .npy/.npz — whitened, ESPIRiT maps, scaled) and report PSNR/SSIM/NRMSE when a
     reference exists."""
@@ -205,13 +240,22 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
                                                     "checkpoint": "checkpoint-every"}
         bad = sorted({f"--{names[k]}" for k in opts if k not in OPTIONS[method]})
         raise InputError(f"{', '.join(bad)} do(es) not apply to --method {method}") from None
-    if plot and method not in ("tddip", "gip"):
-        raise InputError("--plot only applies to --method tddip or gip")
+    if plot and method not in ("tddip", "gip", "cg-moco", "dip-moco"):
+        raise InputError("--plot only applies to --method tddip, gip (loss curves), cg-moco or dip-moco (motion curves)")
+    if motion_out and method not in ("cg-moco", "dip-moco"):
+        raise InputError("--motion-out applies to --method cg-moco or dip-moco (the methods that estimate motion)")
+    if motion_path:
+        if "motion" not in OPTIONS[method]:
+            raise InputError(f"--motion applies to --method {', '.join(m for m, o in OPTIONS.items() if 'motion' in o)}")
+        from .motion import load_motion
+
+        opts["motion"] = load_motion(motion_path)
     if resume and not ck.is_file():
         raise InputError(f"--resume: no checkpoint {ck} (a run writes one with --checkpoint-every N or on Ctrl-C)")
     if opts.get("checkpoint_every") and not resume and ck.exists() and not overwrite:
         raise InputError(f"{ck} holds an earlier run: pass --resume to continue it or --overwrite to start over")
-    for p, exts in ((output, RECON_EXTS), (gif, (".gif",)), (montage, (".png",)), (plot, (".png",))):
+    for p, exts in ((output, RECON_EXTS), (gif, (".gif",)), (montage, (".png",)), (plot, (".png",)),
+                    (motion_out, (".csv", ".npy"))):
         if p:  # --resume replaces the image its interrupted run wrote
             check_output(p, overwrite or (p == output and resume), exts=exts)
     from ..mri.io import load_data, open_slices, save_recon
@@ -226,13 +270,19 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
         r, d, ref = _all_slices(load, n_slices, method, iters, seed, device, quiet, output, opts)
     else:
         d = load(0)
+        if estimate_maps:
+            d = _espirit(d)
         ref = _reference(d, gt, key)
         r = _run(d, method, iters, seed, device, quiet, ref, output, opts)
     for p in (output, gif, montage):
         if p:
             save_recon(p, r.image, overwrite or (p == output and resume), voxel_mm=d.meta.get("voxel_mm"))
     m = r.metrics or None
-    if plot and method == "tddip":
+    if method in ("cg-moco", "dip-moco") or "motion" in r.info:
+        from .motion import report
+
+        report(r, output, motion_out, plot, overwrite, d)
+    elif plot and method == "tddip":
         from ..plotting import save_dynamic_report
 
         save_dynamic_report(plot, r.info, m)
@@ -291,6 +341,18 @@ def _all_slices(load, n, method, iters, seed, device, quiet, output, opts):
     return r, d, ref
 
 
+def _espirit(d):
+    """``d`` with ESPIRiT maps of its own calibration region instead of the stored ones (the realistic setting of a
+    simulation: the maps come from the data, motion-corrupted as they are)."""
+    import dataclasses
+
+    from ..mri.calib import espirit_maps
+
+    if d.radial or d.frames != 1:
+        raise InputError("--estimate-maps takes one Cartesian image (maps from its fully sampled centre)")
+    return dataclasses.replace(d, maps=espirit_maps(d.kspace[0]), meta=dict(d.meta, maps="espirit"))
+
+
 def _reference(d, gt, key):
     """The reference to score against: --gt (scaled to max 1), else the one stored with the data, if any."""
     import numpy as np
@@ -314,7 +376,7 @@ def _run(d, method, iters, seed, device, quiet, ref, output, opts):
     from ..mri.methods import reconstruct
 
     cbs = []
-    if not quiet and method in ("tv", "wavelet", "dip", "tddip", "gip"):
+    if not quiet and method in ("tv", "wavelet", "dip", "tddip", "gip", "dip-moco"):
         from rich.console import Console
 
         from ..fit import ProgressBar

@@ -75,8 +75,15 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
     params = [p for p in param.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the parameterization has no trainable parameters")
+    # A parameterization with several kinds of parameters (a generator and motion parameters) may give each
+    # group its own learning rate as a multiple of cfg.lr: param_groups() → [(parameters, lr_scale), ...].
+    groups = [{"params": [p for p in ps if p.requires_grad], "lr": cfg.lr * s}
+              for ps, s in param.param_groups()] if hasattr(param, "param_groups") else [{"params": params}]
+    groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas))
+        opt = torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+    elif len(groups) > 1:
+        raise ConfigError("L-BFGS takes one learning rate; use Adam for parameter groups with their own rates")
     else:
         # The loop decides when to stop: L-BFGS's absolute tolerances (1e-7 on the gradient) would end a fit whose
         # mean-squared loss is small in absolute terms (a k-space misfit averaged over 10⁶ samples) at once.

@@ -13,6 +13,7 @@ from ..errors import InputError
 from .coils import birdcage_maps
 from .operators import CartesianSENSE
 from .sampling import cartesian_mask
+from .shots import check_shots
 
 
 @dataclass
@@ -22,7 +23,9 @@ class MRIData:
     Cartesian: ``kspace`` ``(T, C, H, W)`` complex, zero where not sampled, ``mask`` ``(T, H, W)``.
     Radial: ``kspace`` ``(T, C, K)`` and ``traj`` ``(T, K, 2)`` in radians, ``shape`` = (H, W).
     ``maps``: ``(C, H, W)`` or None (single coil); ``gt``: ``(T, H, W)`` complex reference or None.
-    Static data have T = 1.
+    Static data have T = 1. Multi-shot static data (motion correction) add ``shots``: which shot acquired each
+    sample (Cartesian ``(H, W)``, −1 where nothing was; radial ``(K,)``), and ``motion`` ``(S, 3)``, the true
+    per-shot motion when it is known (a simulation).
     """
 
     kspace: Tensor
@@ -32,6 +35,8 @@ class MRIData:
     meta: dict = field(default_factory=dict)
     traj: Tensor | None = None
     shape: tuple[int, int] | None = None
+    shots: Tensor | None = None
+    motion: Tensor | None = None
 
     def __post_init__(self):
         k = self.kspace
@@ -41,7 +46,13 @@ class MRIData:
             raise InputError("k-space contains NaN or Inf values")
         if self.traj is not None:
             self._check_radial()
-            return
+        else:
+            self._check_cartesian()
+        if self.shots is not None:
+            self.shots, self.motion = check_shots(self)
+
+    def _check_cartesian(self):
+        k = self.kspace
         if k.ndim != 4:
             raise InputError(f"Cartesian k-space must be (frames, coils, H, W), got {tuple(k.shape)}")
         if self.mask is None:
@@ -82,14 +93,14 @@ class MRIData:
         """The same data with every tensor on ``device`` (the operator is built there too)."""
         mv = lambda t: None if t is None else t.to(device)  # noqa: E731
         return MRIData(mv(self.kspace), mv(self.mask), mv(self.maps), mv(self.gt), dict(self.meta),
-                       traj=mv(self.traj), shape=self.shape)
+                       traj=mv(self.traj), shape=self.shape, shots=mv(self.shots), motion=mv(self.motion))
 
     def frame(self, t: int) -> "MRIData":
         """Frame ``t`` alone, as static data (T = 1)."""
         sl = slice(t, t + 1)
         pick = lambda v: None if v is None else v[sl]  # noqa: E731
         return MRIData(self.kspace[sl], pick(self.mask), self.maps, pick(self.gt), dict(self.meta),
-                       traj=pick(self.traj), shape=self.shape)
+                       traj=pick(self.traj), shape=self.shape, shots=self.shots, motion=self.motion)
 
     @property
     def radial(self) -> bool:
@@ -118,9 +129,19 @@ class MRIData:
 
 
 def _finer(series: Tensor, maps: Tensor | None, f: int, seed: int, phase: bool) -> tuple[Tensor, Tensor]:
-    """The object on an f× finer grid (bicubic magnitude, phase and maps there); returns the reference (the
-    object low-passed to the H×W grid) and every coil's k-space cropped to the central H×W, both scaled so that
-    a constant object keeps its value."""
+    """The object on an f× finer grid; returns the reference (the object low-passed to the H×W grid) and every
+    coil's k-space cropped to the central H×W, both scaled so that a constant object keeps its value."""
+    t, h, w = series.shape
+    return central_kspace(fine_object(series, f, seed, phase), maps, h, w)
+
+
+def fine_object(series: Tensor, f: int, seed: int = 0, phase: bool = True) -> Tensor:
+    """A magnitude series ``(T, H, W)`` rendered on an f× finer grid: bicubic magnitude (scaled to max 1), and the
+    smooth phase of :func:`simulate` (same seed) evaluated there. Complex64 ``(T, f·H, f·W)``.
+
+    >>> tuple(fine_object(torch.rand(1, 8, 8), 2).shape)
+    (1, 16, 16)
+    """
     import torch.nn.functional as F
 
     t, h, w = series.shape
@@ -129,7 +150,7 @@ def _finer(series: Tensor, maps: Tensor | None, f: int, seed: int, phase: bool) 
     fine = mag.to(torch.complex64)
     if phase:
         fine = fine * torch.exp(1j * smooth_phase(f * h, f * w, seed)).to(torch.complex64)
-    return central_kspace(fine, maps, h, w)
+    return fine
 
 
 def central_kspace(fine: Tensor, maps: Tensor | None, h: int, w: int) -> tuple[Tensor, Tensor]:

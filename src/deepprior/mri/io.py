@@ -91,7 +91,7 @@ def load_series(path, key: str | None = None) -> np.ndarray:
 
 
 def save_data(path, data: MRIData, overwrite: bool = False, groups: dict[str, dict] | None = None) -> None:
-    """Write MRIData as HDF5: datasets ``kspace``, ``mask``/``traj``, ``maps``, ``gt``; ``meta`` as JSON.
+    """Write MRIData as HDF5: datasets ``kspace``, ``mask``/``traj``, ``maps``, ``gt`` (multi-shot: ``shots``, ``motion``); ``meta`` as JSON.
     ``groups`` adds HDF5 groups ``{name: {dataset: array, ..., "attrs": {key: JSON-able}}}`` in the same atomic
     write (e.g. the true parameter maps of a mapping simulation)."""
     import h5py
@@ -105,7 +105,7 @@ def save_data(path, data: MRIData, overwrite: bool = False, groups: dict[str, di
     try:
         with h5py.File(tmp, "w") as f:
             f["kspace"] = data.kspace.numpy()
-            for name in ("mask", "maps", "gt", "traj"):
+            for name in ("mask", "maps", "gt", "traj", "shots", "motion"):
                 v = getattr(data, name)
                 if v is not None:
                     f[name] = v.numpy()
@@ -160,7 +160,8 @@ def load_data(path, *, slice_index: int | None = None, calib: int = 24, compress
             get = lambda k: torch.from_numpy(np.asarray(f[k])) if k in f else None  # noqa: E731
             meta = json.loads(f.attrs.get("meta", "{}"))
             shape = tuple(int(v) for v in f.attrs.get("shape", ())) or None
-            return MRIData(get("kspace"), get("mask"), get("maps"), get("gt"), meta, traj=get("traj"), shape=shape)
+            return MRIData(get("kspace"), get("mask"), get("maps"), get("gt"), meta, traj=get("traj"), shape=shape,
+                           shots=get("shots"), motion=get("motion"))
         # fastMRI: (slices, coils, H, W) multi-coil or (slices, H, W) single-coil; read one slice only
         dset = f["kspace"]
         if dset.ndim not in (3, 4):

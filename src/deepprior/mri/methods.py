@@ -18,13 +18,13 @@ from .metrics import mri_metrics
 from .pics import KT_TV_TEMPORAL, KT_TV_WEIGHT, TV_STATIC_WEIGHT, WAVELET_WEIGHT, pics
 from .recon import LPS_LAMBDA_L, LPS_LAMBDA_S, cg_sense, low_rank_plus_sparse
 
-METHODS = ("zerofill", "grappa", "cgsense", "tv", "wavelet", "lps", "dip", "tddip", "gip")
+METHODS = ("zerofill", "grappa", "cgsense", "tv", "wavelet", "lps", "dip", "tddip", "gip", "cg-moco", "dip-moco")
 
 # The options each method takes besides iters/seed/device/callbacks/ref; anything else is refused.
 OPTIONS: dict[str, tuple[str, ...]] = {
     "zerofill": (),
     "grappa": ("lam", "kernel"),
-    "cgsense": ("lam",),
+    "cgsense": ("lam", "motion"),
     "tv": ("weight", "temporal", "rho"),
     "wavelet": ("weight", "rho"),
     "lps": ("lambda_l", "lambda_s"),
@@ -32,8 +32,11 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "tddip": ("preset", "manifold_kind", "cycles", "coords", "batch", "stop", "holdout", "patience", "dcf",
               "checkpoint", "checkpoint_every", "resume", "lr", "init"),
     "gip": ("preset", "stop", "holdout", "admm_stage", "log", "checkpoint", "checkpoint_every", "resume"),
+    "cg-moco": ("lam", "motion", "outer", "levels"),
+    "dip-moco": ("preset", "lr", "motion_lr", "motion", "stop", "holdout", "patience", "dc_iters", "checkpoint",
+                 "checkpoint_every", "resume"),
 }
-ITERATIVE = ("cgsense", "tv", "wavelet", "lps", "dip", "tddip", "gip")  # the methods --iters applies to
+ITERATIVE = ("cgsense", "tv", "wavelet", "lps", "dip", "tddip", "gip", "cg-moco", "dip-moco")  # what --iters applies to
 
 
 @dataclass
@@ -101,6 +104,28 @@ def _grappa(d: MRIData, lam: float, kernel) -> Tensor:
     return data_consistency(torch.zeros_like(d.kspace[:, 0]), op, full, d.maps)
 
 
+def _moco(d: MRIData, method: str, iters, seed, callbacks, dev, options: dict, info: dict):
+    """The motion-correcting methods: (image, iterations, selected iteration, history); the motion goes to info."""
+    from .motion.recon import cg_moco, dip_moco
+
+    if d.shots is None:
+        raise InputError(f"{method} needs multi-shot data (deepprior mri simulate IMAGE --motion ...); these data have "
+                         "no shot labels")
+    kw = {k: v for k, v in options.items() if v is not None}
+    if method == "cg-moco":
+        start = kw.pop("motion", None)
+        if "levels" in kw:
+            kw["levels"] = tuple(kw["levels"])
+        x, m, minfo = cg_moco(d, init=start, final_iters=iters or 30, **kw)
+        info.update(minfo, motion=m)
+        return x, minfo["outer"] * len(minfo["levels"]), None, {}
+    start = kw.pop("motion", None)
+    x, m, minfo = dip_moco(d, init=start, iters=iters, seed=seed, callbacks=callbacks, device=dev, **kw)
+    history = minfo.pop("history")
+    info.update(minfo, motion=m)
+    return x, minfo["iters"], minfo["selected"], history
+
+
 def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = None, seed: int = 0,
                 device: str | torch.device = "auto", callbacks=(), ref: Tensor | None = None,
                 **options) -> MRIResult:
@@ -116,7 +141,12 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
     :func:`deepprior.mri.dip.dip_static`; ``tddip`` preset (``tddip-cpu`` default | ``tddip``), manifold_kind,
     cycles, coords, batch, stop, holdout, patience, dcf, checkpoint, checkpoint_every, resume — see
     :func:`deepprior.mri.tddip.tddip`; ``gip`` preset (``gip-cpu`` default | ``gip``), stop, holdout,
-    admm_stage, checkpoint, checkpoint_every, resume — see :func:`deepprior.mri.gip.gip`. ``device='auto'`` takes
+    admm_stage, checkpoint, checkpoint_every, resume — see :func:`deepprior.mri.gip.gip`. Multi-shot data with
+    motion (:func:`deepprior.mri.motion.simulate_motion`): ``cgsense`` motion (a known ``(S, 3)`` motion, else none
+    is corrected); ``cg-moco`` lam, motion (start), outer, levels — :func:`deepprior.mri.motion.recon.cg_moco`;
+    ``dip-moco`` preset, lr, motion_lr, motion (start, or ``"coarse"``), stop, holdout, patience, dc_iters,
+    checkpoint, checkpoint_every, resume — :func:`deepprior.mri.motion.recon.dip_moco`; their ``info["motion"]``
+    is the estimate and ``info["motion_rmse"]`` its error when the data hold the truth. ``device='auto'`` takes
     a CUDA GPU when there is one.
 
     >>> import torch
@@ -146,7 +176,15 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
     elif method == "cgsense":
         n = iters or 15
         info["lam"] = opt("lam", 0.0)
-        x = cg_sense(d.operator, d.kspace, iters=n, lam=info["lam"])
+        if options.get("motion") is not None:  # a known motion (navigator, truth): CG-SENSE through the motion model
+            from .motion.recon import known_motion
+
+            x = known_motion(d, options["motion"], iters=n, lam=info["lam"])
+            info["motion"] = torch.as_tensor(options["motion"]).float().cpu()
+        else:
+            x = cg_sense(d.operator, d.kspace, iters=n, lam=info["lam"])
+    elif method in ("cg-moco", "dip-moco"):
+        x, n, selected, history = _moco(d, method, iters, seed, callbacks, dev, options, info)
     elif method == "lps":
         op, y = weighted(d)
         n = iters or 500  # Otazo's iteration converges in ~400 on OCMR 8× (50 stopped 6 dB short); tol ends it
@@ -185,6 +223,10 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
         info.update(ginfo)
         n = sum(s["steps"] for s in ginfo["stages"])
     x = x.detach().cpu()
+    if data.motion is not None and "motion" in info:
+        from .motion.recon import motion_rmse
+
+        info["motion_rmse"] = motion_rmse(info["motion"], data.motion.cpu())
     info["seconds"] = time.perf_counter() - t0  # the whole call, set-up included
     r = MRIResult(x, method, info["seconds"], n, selected, history, {}, info)
     if ref is not None:
