@@ -47,7 +47,9 @@ BENCH_SCRIPTS := \
 	"bench/hybrid.py --seeds 0" \
 	"bench/natural_vs_cbm3d.py f16" \
 	"bench/gallery.py" \
-	"bench/batch.py"
+	"bench/batch.py" \
+	"bench/mapping.py" \
+	"bench/motion.py"
 
 bench: venv
 	@set -e; for s in $(BENCH_SCRIPTS); do echo "== python $$s"; $(BIN)/python $$s; done

@@ -350,7 +350,9 @@ def _espirit(d):
 
     if d.radial or d.frames != 1:
         raise InputError("--estimate-maps takes one Cartesian image (maps from its fully sampled centre)")
-    return dataclasses.replace(d, maps=espirit_maps(d.kspace[0]), meta=dict(d.meta, maps="espirit"))
+    # a moving object visits pixels outside its shot-0 support: multi-shot data keep the maps everywhere (no crop)
+    crop = 0.0 if d.shots is not None else 0.95
+    return dataclasses.replace(d, maps=espirit_maps(d.kspace[0], crop=crop), meta=dict(d.meta, maps="espirit"))
 
 
 def _reference(d, gt, key):

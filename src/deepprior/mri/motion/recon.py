@@ -16,7 +16,6 @@ from torch import Tensor
 from ...errors import ConfigError, InputError
 from ...fit import Callback, FitConfig, FitState, fit
 from ...fit.stopping import Holdout, holdout_split
-from ...params import Pixels
 from ..coils import normalize_maps
 from ..data import MRIData
 from ..recon import cg
@@ -72,10 +71,10 @@ class MotionTrace(Callback):
     delivers)."""
 
     def __init__(self, motion: RigidMotion):
-        self.motion, self.trace = motion, []
+        self.motion, self.trace = motion, {}  # keyed by the loop's iteration (a resumed fit starts past 0)
 
     def on_step_end(self, state: FitState) -> None:
-        self.trace.append(self.motion().detach().cpu().clone())
+        self.trace[state.it] = self.motion().detach().cpu().clone()
 
 
 def _cg_image(data: MRIData, motion: Tensor, x0: Tensor | None, iters: int, lam: float) -> Tensor:
@@ -212,7 +211,7 @@ def dip_moco(data: MRIData, *, preset: str | dict | None = None, seed: int = 0, 
         result = fit(param, op, y, cfg, callbacks=cbs, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                      resume=resume)
     sel = result.selected_iter
-    est = trace.trace[sel] if sel is not None and sel < len(trace.trace) else motion().detach().cpu()
+    est = trace.trace.get(sel, motion().detach().cpu()) if sel is not None else motion().detach().cpu()
     img = to_image(result.output).detach()
     info["network_image"] = img.cpu()
     dc = p.get("dc_iters", 0) if dc_iters is None else dc_iters
@@ -221,5 +220,6 @@ def dip_moco(data: MRIData, *, preset: str | dict | None = None, seed: int = 0, 
         # determine (the null space) as the network made it and fits every measured sample, held-out ones too
         img = _cg_image(data, est.to(dev), img, dc, 0.0)
     info.update(history=result.history, iters=result.iters_run, selected=sel, scale=scale, stop=stop, dc_iters=dc,
-                motion_trace=torch.stack(trace.trace) if trace.trace else None, backtracks=result.backtracks)
+                motion_trace=torch.stack([trace.trace[k] for k in sorted(trace.trace)]) if trace.trace else None,
+                backtracks=result.backtracks)
     return img.detach().cpu(), est, info
