@@ -281,3 +281,16 @@ def test_moco_methods_need_multishot_data():
     d = simulate(torch.rand(1, 16, 16), coils=2, accel=2, center=4, seed=0)
     with pytest.raises(InputError, match="multi-shot"):
         reconstruct(d, "cg-moco", device="cpu")
+
+
+def test_radial_methods_run_at_full_resolution_without_holdout():
+    d = simulate_motion(_phantom(32), coils=2, shots=4, spokes=32, max_shift=1, max_rot=1, seed=0)
+    r = reconstruct(d, "cg-moco", device="cpu")
+    assert r.info["levels"] == [1] and r.info["motion"].shape == (4, 3)
+    p = {"net": {"name": "conv_decoder", "channels": 8, "layers": 3, "need_sigmoid": False},
+         "code": {"kind": "noise", "scale": 0.1}, "fit": {"iters": 5, "lr": 0.01, "ema": None},
+         "motion": {"lr_scale": 1.0, "init": "zero"}}
+    x, m, info = dip_moco(d, preset=p, device="cpu")
+    assert info["stop"] == "none" and x.shape == (1, 32, 32)
+    with pytest.raises(ConfigError, match="radial"):
+        dip_moco(d, preset=p, stop="holdout", device="cpu")

@@ -76,7 +76,8 @@ def mri_simulate(series, output, key, coils, pattern, accel, center, spokes, snr
 
         simulate_cmd(series, output, key, raw=raw, motion=motion, max_shift=4.0 if max_shift is None else max_shift,
                      max_rot=4.0 if max_rot is None else max_rot, shots=shots or 16,
-                     order=shot_order or "interleaved", coils=coils, accel=1 if accel is None else accel, center=center, spokes=spokes,
+                     order=shot_order or "interleaved", coils=coils, accel=1 if accel is None else accel, center=center,
+                     spokes=spokes,
                      snr=snr, maps=_load_maps(maps_path) if maps_path else None, oversample=oversample, seed=seed,
                      overwrite=overwrite, pattern_given=pattern is not None)
         return
@@ -154,7 +155,8 @@ def _is_series_npy(path, key) -> bool:
 
 
 # CLI option name → reconstruct() option name, for the options only some methods take.
-_FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "batch": "batch", "patience": "patience",
+_FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "batch": "batch",
+          "patience": "patience",
           "lambda-l": "lambda_l", "lambda-s": "lambda_s", "weight": "weight", "checkpoint-every": "checkpoint_every",
           "lam": "lam", "temporal": "temporal", "tv-weight": "tv_weight", "dc": "dc"}
 
@@ -165,10 +167,11 @@ _FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_ki
 @click.option("--method", type=click.Choice(METHODS), default="cgsense", show_default=True)
 @click.option("--iters", type=click.IntRange(min=1), default=None,
               help="Iterations (tddip: optimizer steps of --batch frames, as the reference counts them; gip: network "
-                   "steps of the whole schedule, stages and ADMM scaled in proportion).")
+                   "steps of the whole schedule, stages and ADMM scaled in proportion; cg-moco: the final CG-SENSE "
+                   "iterations).")
 @click.option("--preset", type=click.Choice((*MRI_PRESETS, *TDDIP_PRESETS, *GIP_PRESETS, *MOCO_PRESETS)), default=None,
               help="dip: convdecoder (default) or skip; tddip: tddip-cpu (default) or tddip (reference, GPU); "
-                   "gip: gip-cpu (default) or gip (reference, GPU).")
+                   "gip: gip-cpu (default) or gip (reference, GPU); dip-moco: moco-convdecoder.")
 @click.option("--manifold", "manifold_kind", type=click.Choice(tuple(m for m in MANIFOLDS if m != "custom")),
               default=None, help="tddip: time manifold (default: the preset's).")
 @click.option("--cycles", type=click.FloatRange(min=0, min_open=True), default=None, help="tddip: turns of the helix/circle.")

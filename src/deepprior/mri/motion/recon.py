@@ -89,8 +89,9 @@ def _motion_step(data: MRIData, x: Tensor, motion: Tensor, iters: int) -> Tensor
 
 
 def cg_moco(data: MRIData, *, outer: int = 8, cg_iters: int = 10, motion_steps: int = 2, lam: float = 0.0,
-            levels: tuple[int, ...] = (4, 2, 1), init: Tensor | None = None, final_iters: int = 30) -> tuple[Tensor, Tensor, dict]:
-    """Classical joint estimate: at each resolution level f (coarse to fine, Cartesian), ``outer`` rounds of
+            levels: tuple[int, ...] | None = None, init: Tensor | None = None, final_iters: int = 30) -> tuple[Tensor, Tensor, dict]:
+    """Classical joint estimate: at each resolution level f (coarse to fine; default 1/4, 1/2, 1 for Cartesian data,
+    full resolution only for radial), ``outer`` rounds of
     CG-SENSE on the image (``cg_iters``, warm-started, Tikhonov ``lam``) then ``motion_steps`` Levenberg–Marquardt
     steps on every shot's pose (:func:`~.register.register_shots`); the motion carries to the next level; a final CG-SENSE (``final_iters``) with the estimate. Returns the
     image ``(1, H, W)``, the motion ``(S, 3)`` and an info dict (the motion after each round, per level).
@@ -104,6 +105,8 @@ def cg_moco(data: MRIData, *, outer: int = 8, cg_iters: int = 10, motion_steps: 
     s = int(data.shots.max()) + 1 if data.shots is not None else 0
     motion = torch.zeros(s, 3) if init is None else check_motion(init, s).clone()
     motion = motion.to(data.kspace.device)
+    if levels is None:
+        levels = (1,) if data.radial else (4, 2, 1)
     rounds = []
     for f in levels:
         d = data if f == 1 else coarse(data, f)
@@ -141,7 +144,7 @@ def dip_moco(data: MRIData, *, preset: str | dict | None = None, seed: int = 0, 
     motion through :class:`~.operator.MotionSENSE` (the motion an Adam group of its own, ``motion_lr`` × the
     network's rate, in pixels and degrees). ``init``: a start for the motion (``(S, 3)``, or ``"coarse"``: the
     classical estimate on the k-space centre, :func:`cg_moco` at 1/4 and 1/2 resolution), default the preset's.
-    ``stop='holdout'`` holds out ``holdout`` of the samples, scores the EMA image on them and delivers the best
+    ``stop='holdout'`` (the default for Cartesian data; radial data run all steps) holds out ``holdout`` of the samples, scores the EMA image on them and delivers the best
     (with the motion of that step). ``dc_iters`` (default the preset's) CG-SENSE iterations through the estimated
     motion, started at the network image, make the delivered image agree with every measured sample (0 = deliver
     the network image). Returns the image ``(1, H, W)``, the motion ``(S, 3)`` and an info dict
@@ -186,12 +189,13 @@ def dip_moco(data: MRIData, *, preset: str | dict | None = None, seed: int = 0, 
     with torch.no_grad():
         scale = kspace_scale(param(perturb=False), data)
     y = data.kspace * scale
-    stop = stop or p.get("stop", {}).get("rule", "none")
+    stop = stop or ("none" if data.radial else p.get("stop", {}).get("rule", "none"))
+    if stop == "holdout" and data.radial:
+        raise ConfigError("dip-moco holds out Cartesian lines only; radial data take stop='none'")
     trace = MotionTrace(motion)
     cbs = [*callbacks, trace]
     if stop == "holdout":
-        tr, va = holdout_split(data.mask[0].cpu() if not data.radial else torch.ones(data.kspace.shape[-1]),
-                               holdout, seed=seed + 11)
+        tr, va = holdout_split(data.mask[0].cpu(), holdout, seed=seed + 11)
         tr, va = tr.to(dev), va.to(dev)
         lab_tr, lab_va = torch.where(tr > 0, data.shots, -1), torch.where(va > 0, data.shots, -1)
         op = motion_operator(data, motion, lab_tr) @ c2c

@@ -1,6 +1,6 @@
 """Per-shot registration of the measured k-space to an image: the motion step of the classical joint
 estimate. With the image fixed, each shot's misfit depends only on its own three parameters, so
-Levenberg–Marquardt runs on every shot at once: three forward-mode Jacobian columns (one
+Levenberg–Marquardt runs on every shot at once: three Jacobian columns (one forward-mode
 ``torch.func.jvp`` per parameter, all shots together: their samples are disjoint), a 3×3 normal matrix per
 shot, and a per-shot damping that grows when a step does not lower that shot's misfit."""
 
@@ -21,6 +21,18 @@ def per_shot(v: Tensor, labels: Tensor, shots: int) -> Tensor:
     lab = labels.flatten()
     keep = lab >= 0
     return torch.zeros(shots, dtype=v.dtype, device=v.device).index_add_(0, lab[keep], v[keep])
+
+
+def _column(res, m: Tensor, k: int, h: float = 1e-2) -> Tensor:
+    """∂res/∂θ_k for every shot at once: forward-mode AD, or a central difference (``h`` px or degrees) where the
+    forward has no forward-mode derivative (the finufft NUFFT of radial data)."""
+    t = torch.zeros_like(m)
+    t[:, k] = 1
+    try:
+        return jvp(res, (m,), (t,))[1].detach()
+    except (RuntimeError, NotImplementedError):
+        with torch.no_grad():
+            return (res(m + h * t) - res(m - h * t)) / (2 * h)
 
 
 def register_shots(forward, x: Tensor, y: Tensor, labels: Tensor, motion: Tensor, *, iters: int = 3,
@@ -46,11 +58,7 @@ def register_shots(forward, x: Tensor, y: Tensor, labels: Tensor, motion: Tensor
         r = res(m)
     cost = per_shot(r.abs().square(), labels, n)
     for _ in range(iters):
-        cols = []
-        for k in range(3):
-            t = torch.zeros_like(m)
-            t[:, k] = 1
-            cols.append(jvp(res, (m,), (t,))[1].detach())
+        cols = [_column(res, m, k) for k in range(3)]
         g = torch.stack([per_shot((c.conj() * r).real, labels, n) for c in cols], 1)
         gram = torch.empty(n, 3, 3, device=m.device)
         for a in range(3):
