@@ -25,8 +25,9 @@ def load_motion(path):
         if p.suffix.lower() == ".npy":
             a = np.load(p, allow_pickle=False)
         else:
-            a = np.loadtxt(p, delimiter=",", ndmin=2, skiprows=1 if not p.read_text().split("\n")[0][:1].lstrip(
-                "-+0123456789. ") == "" else 0)
+            lines = p.read_text().splitlines()
+            header = bool(lines) and not lines[0].lstrip()[:1] in tuple("+-.0123456789")  # e.g. dx_px,dy_px,rot_deg
+            a = np.loadtxt(lines[1:] if header else lines, delimiter=",", ndmin=2)
     except Exception as e:  # noqa: BLE001 - any parse error is the file's
         raise InputError(f"cannot read motion file {p}: {e}") from None
     a = np.asarray(a)

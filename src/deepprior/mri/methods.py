@@ -112,14 +112,13 @@ def _moco(d: MRIData, method: str, iters, seed, callbacks, dev, options: dict, i
         raise InputError(f"{method} needs multi-shot data (deepprior mri simulate IMAGE --motion ...); these data have "
                          "no shot labels")
     kw = {k: v for k, v in options.items() if v is not None}
+    start = kw.pop("motion", None)
     if method == "cg-moco":
-        start = kw.pop("motion", None)
         if "levels" in kw:
             kw["levels"] = tuple(kw["levels"])
         x, m, minfo = cg_moco(d, init=start, final_iters=iters or 30, **kw)
         info.update(minfo, motion=m)
         return x, minfo["outer"] * len(minfo["levels"]), None, {}
-    start = kw.pop("motion", None)
     x, m, minfo = dip_moco(d, init=start, iters=iters, seed=seed, callbacks=callbacks, device=dev, **kw)
     history = minfo.pop("history")
     info.update(minfo, motion=m)

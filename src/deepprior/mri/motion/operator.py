@@ -23,19 +23,19 @@ from .rigid import check_motion, rigid, rigid_adjoint
 
 class RigidMotion(nn.Module):
     """Per-shot rigid motion ``(S, 3)`` = (dx px, dy px, rotation °), shot 0 held at zero (the reference pose).
-    ``init`` (S, 3) starts it elsewhere (its row 0 is ignored); ``trainable=False`` makes it a constant.
+    ``init`` (S, 3) starts it elsewhere (its row 0 is ignored).
 
     >>> RigidMotion(4)().shape
     torch.Size([4, 3])
     """
 
-    def __init__(self, shots: int, init: Tensor | None = None, trainable: bool = True):
+    def __init__(self, shots: int, init: Tensor | None = None):
         super().__init__()
         if shots < 1:
             raise InputError(f"motion needs at least one shot, got {shots}")
         start = torch.zeros(shots, 3) if init is None else check_motion(init, shots).clone()
         self.shots = shots
-        self.free = nn.Parameter(start[1:].float(), requires_grad=trainable)
+        self.free = nn.Parameter(start[1:].float())
 
     def forward(self) -> Tensor:
         return torch.cat([self.free.new_zeros(1, 3), self.free])

@@ -2,7 +2,7 @@
 together, through the one fit loop.
 
 * :func:`cg_moco` — the classical joint estimate: alternate CG-SENSE image updates (the model is linear in
-  the image for a fixed motion) and L-BFGS motion updates (the image fixed), coarse to fine.
+  the image for a fixed motion) and per-shot Levenberg–Marquardt motion updates (the image fixed), coarse to fine.
 * :func:`dip_moco` — the untrained-network joint estimate: the image is a generator's output, fitted together
   with the motion (its own Adam group and learning rate) through :class:`~.operator.MotionSENSE`.
 * :func:`known_motion` — CG-SENSE with a given motion (a navigator's, or the truth).
@@ -24,11 +24,17 @@ from .register import register_shots
 from .rigid import check_motion
 
 
-def motion_operator(data: MRIData, motion, shots: Tensor | None = None) -> MotionSENSE:
-    """The :class:`MotionSENSE` of multi-shot ``data`` (its own shot labels unless ``shots`` are given)."""
+def shot_count(data: MRIData) -> int:
+    """The number of shots of multi-shot ``data``; an :class:`InputError` for data without shot labels."""
     if data.shots is None:
         raise InputError("these data have no shot labels: motion correction needs multi-shot data "
                          "(deepprior mri simulate ... --motion, or MRIData(shots=...))")
+    return int(data.shots.max()) + 1
+
+
+def motion_operator(data: MRIData, motion, shots: Tensor | None = None) -> MotionSENSE:
+    """The :class:`MotionSENSE` of multi-shot ``data`` (its own shot labels unless ``shots`` are given)."""
+    shot_count(data)
     lab = data.shots if shots is None else shots
     if data.radial:
         return MotionSENSE(lab, data.maps, motion, traj=data.traj[0], shape=data.shape)
@@ -84,8 +90,7 @@ def _cg_image(data: MRIData, motion: Tensor, x0: Tensor | None, iters: int, lam:
 
 
 def _motion_step(data: MRIData, x: Tensor, motion: Tensor, iters: int) -> Tensor:
-    lab = data.shots
-    return register_shots(lambda m: motion_operator(data, m)(x), x, data.kspace, lab, motion, iters=iters)[0]
+    return register_shots(lambda m: motion_operator(data, m)(x), data.kspace, data.shots, motion, iters=iters)[0]
 
 
 def cg_moco(data: MRIData, *, outer: int = 8, cg_iters: int = 10, motion_steps: int = 2, lam: float = 0.0,
@@ -93,8 +98,8 @@ def cg_moco(data: MRIData, *, outer: int = 8, cg_iters: int = 10, motion_steps: 
     """Classical joint estimate: at each resolution level f (coarse to fine; default 1/4, 1/2, 1 for Cartesian data,
     full resolution only for radial), ``outer`` rounds of
     CG-SENSE on the image (``cg_iters``, warm-started, Tikhonov ``lam``) then ``motion_steps`` Levenberg–Marquardt
-    steps on every shot's pose (:func:`~.register.register_shots`); the motion carries to the next level; a final CG-SENSE (``final_iters``) with the estimate. Returns the
-    image ``(1, H, W)``, the motion ``(S, 3)`` and an info dict (the motion after each round, per level).
+    steps on every shot's pose (:func:`~.register.register_shots`); the motion carries to the next level; a final
+    CG-SENSE (``final_iters``) with the estimate. Returns the image ``(1, H, W)``, the motion ``(S, 3)`` and an info dict (the motion after each round, per level).
 
     >>> from deepprior.mri.motion import simulate_motion
     >>> d = simulate_motion(torch.rand(24, 24), coils=2, shots=3, max_shift=1, max_rot=1, seed=0)
@@ -102,7 +107,7 @@ def cg_moco(data: MRIData, *, outer: int = 8, cg_iters: int = 10, motion_steps: 
     >>> tuple(x.shape), tuple(m.shape)
     ((1, 24, 24), (3, 3))
     """
-    s = int(data.shots.max()) + 1 if data.shots is not None else 0
+    s = shot_count(data)
     motion = torch.zeros(s, 3) if init is None else check_motion(init, s).clone()
     motion = motion.to(data.kspace.device)
     if levels is None:
@@ -131,21 +136,19 @@ def known_motion(data: MRIData, motion: Tensor, *, iters: int = 15, lam: float =
     >>> tuple(known_motion(d, d.motion).shape)
     (1, 16, 16)
     """
-    s = int(data.shots.max()) + 1 if data.shots is not None else 0
-    return _cg_image(data, check_motion(motion, s).to(data.kspace.device), None, iters, lam).detach()
+    return _cg_image(data, check_motion(motion, shot_count(data)).to(data.kspace.device), None, iters, lam).detach()
 
 
 def dip_moco(data: MRIData, *, preset: str | dict | None = None, seed: int = 0, iters: int | None = None,
              lr: float | None = None, motion_lr: float | None = None, init: Tensor | str | None = None,
              stop: str | None = None, holdout: float = 0.05, patience: int | None = None, dc_iters: int | None = None,
-             callbacks=(),
-             device="auto", checkpoint=None, checkpoint_every: int = 0, resume=None) -> tuple[Tensor, Tensor, dict]:
+             callbacks=(), device="auto", checkpoint=None, checkpoint_every: int = 0, resume=None) -> tuple[Tensor, Tensor, dict]:
     """The untrained-network joint estimate: a generator's output is the image, fitted together with every shot's
     motion through :class:`~.operator.MotionSENSE` (the motion an Adam group of its own, ``motion_lr`` × the
     network's rate, in pixels and degrees). ``init``: a start for the motion (``(S, 3)``, or ``"coarse"``: the
     classical estimate on the k-space centre, :func:`cg_moco` at 1/4 and 1/2 resolution), default the preset's.
-    ``stop='holdout'`` (the default for Cartesian data; radial data run all steps) holds out ``holdout`` of the samples, scores the EMA image on them and delivers the best
-    (with the motion of that step). ``dc_iters`` (default the preset's) CG-SENSE iterations through the estimated
+    ``stop='holdout'`` (the default for Cartesian data; radial data run all steps) holds out ``holdout`` of the
+    samples, scores the EMA image on them and delivers the best (with the motion of that step). ``dc_iters`` (default the preset's) CG-SENSE iterations through the estimated
     motion, started at the network image, make the delivered image agree with every measured sample (0 = deliver
     the network image). Returns the image ``(1, H, W)``, the motion ``(S, 3)`` and an info dict
     (``network_image``, ``motion_trace`` per step, ``history``, ``selected``).
@@ -168,7 +171,7 @@ def dip_moco(data: MRIData, *, preset: str | dict | None = None, seed: int = 0, 
     p = resolve(preset, "moco")[1]
     dev = resolve_device(device)
     data = data.to(dev)
-    s = int(data.shots.max()) + 1 if data.shots is not None else 0
+    s = shot_count(data)
     init = p["motion"]["init"] if init is None else init
     info: dict = {}
     if isinstance(init, str):

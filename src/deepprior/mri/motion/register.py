@@ -35,9 +35,9 @@ def _column(res, m: Tensor, k: int, h: float = 1e-2) -> Tensor:
             return (res(m + h * t) - res(m - h * t)) / (2 * h)
 
 
-def register_shots(forward, x: Tensor, y: Tensor, labels: Tensor, motion: Tensor, *, iters: int = 3,
+def register_shots(forward, y: Tensor, labels: Tensor, motion: Tensor, *, iters: int = 3,
                    damping: float = 1e-3) -> tuple[Tensor, Tensor]:
-    """Levenberg–Marquardt on every shot's pose with the image ``x`` fixed: minimises each shot's
+    """Levenberg–Marquardt on every shot's pose with the image x fixed: minimises each shot's
     ``‖M_s F S T_θs x − y_s‖²``. ``forward(motion)`` returns the k-space of ``x`` under ``motion`` ``(S, 3)``;
     shot 0 stays at its pose (the reference). Returns the motion and each shot's final misfit.
 
@@ -45,7 +45,7 @@ def register_shots(forward, x: Tensor, y: Tensor, labels: Tensor, motion: Tensor
     >>> from deepprior.mri.motion import MotionSENSE, simulate_motion
     >>> d = simulate_motion(torch.rand(24, 24), coils=2, shots=2, max_shift=1, max_rot=1, snr_db=None, seed=0)
     >>> fwd = lambda m: MotionSENSE(d.shots, d.maps, m)(d.gt)
-    >>> m, _ = register_shots(fwd, d.gt, d.kspace, d.shots, torch.zeros(2, 3), iters=10)
+    >>> m, _ = register_shots(fwd, d.kspace, d.shots, torch.zeros(2, 3), iters=10)
     >>> bool((m - d.motion).abs().max() < 1e-2)
     True
     """
