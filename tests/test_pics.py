@@ -88,3 +88,23 @@ def test_temporal_terms_need_a_series_and_names_are_checked():
         pics(d.operator, d.kspace, {"tgv": 0.01})
     r = mri.reconstruct(d, "tv", device="cpu", weight=0.003)  # a static slice: spatial TV only
     assert math.isfinite(r.metrics["psnr"]) and r.info["temporal"] is not None
+
+
+def test_prior_term_solves_its_normal_equations_and_pulls_towards_the_prior(cine):
+    """With only the quadratic prior, the result solves (AᴴA + μI)x = Aᴴy + μ x_p (on the scaled data); a huge μ
+    returns x_p itself, μ = 0 changes nothing, and with TV the prior's pull lowers the distance to x_p."""
+    op, y = cine.operator, cine.kspace
+    xp = cine.gt.to(torch.complex64) * 0.9
+    r = pics(op, y, {"tv": 0.0}, prior=(xp, 0.3), iters=60, tol=0.0)
+    s = r.scale
+    x = r.image * s
+    resid = op.gram(x) + 0.3 * x - op.adjoint(y * s) - 0.3 * s * xp
+    assert float(resid.norm() / (op.adjoint(y * s)).norm()) < 1e-3
+    assert torch.allclose(pics(op, y, {"tv": 0.0}, prior=(xp, 1e6)).image, xp, atol=1e-3 * float(xp.abs().max()))
+    regs = {"tv": 0.001, "tv-t": 0.01}
+    a = pics(op, y, regs, iters=40)
+    assert torch.equal(pics(op, y, regs, iters=40, prior=(xp, 0.0)).image, a.image)
+    b = pics(op, y, regs, iters=40, prior=(xp, 0.3))
+    assert (b.image - xp).norm() < 0.9 * (a.image - xp).norm()
+    with pytest.raises(ConfigError, match="prior"):
+        pics(op, y, regs, prior=(xp[:2], 0.3))

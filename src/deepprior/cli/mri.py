@@ -197,9 +197,10 @@ _FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_ki
 @click.option("--lam", type=click.FloatRange(min=0), default=None,
               help="grappa: Tikhonov weight of the kernel fit (default 0.01); cgsense: Tikhonov weight (default 0).")
 @click.option("--tv-weight", type=click.FloatRange(min=0), default=None,
-              help="dip: DIP-TV, a TV penalty on the network output (the tv method's scale; default 0 = none).")
+              help="dip, tddip: DIP-TV, a TV penalty on the network output (the tv method's scale; default 0 = none).")
 @click.option("--dc/--no-dc", default=None,
-              help="dip: end with the data-consistency step (measured samples put back; default on for Cartesian data).")
+              help="dip: end with the data-consistency step (measured samples kept; default on for Cartesian data); "
+                   "tddip: end with exact data consistency (Cartesian; default off: it costs at low SNR).")
 @click.option("--motion", "motion_path", type=click.Path(), default=None,
               help="Multi-shot data: a (shots, 3) motion file (.csv/.npy: dx px, dy px, rotation °) — the known motion "
                    "for cgsense, the start for cg-moco/dip-moco.")

@@ -30,7 +30,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "lps": ("lambda_l", "lambda_s"),
     "dip": ("preset", "lr", "stop", "holdout", "patience", "tv_weight", "dc", "checkpoint", "checkpoint_every", "resume"),
     "tddip": ("preset", "manifold_kind", "cycles", "coords", "batch", "stop", "holdout", "patience", "dcf",
-              "checkpoint", "checkpoint_every", "resume", "lr", "init"),
+              "checkpoint", "checkpoint_every", "resume", "lr", "init", "dc", "tv_weight"),
     "gip": ("preset", "stop", "holdout", "admm_stage", "log", "checkpoint", "checkpoint_every", "resume"),
     "cg-moco": ("lam", "motion", "outer", "levels"),
     "dip-moco": ("preset", "lr", "motion_lr", "motion", "stop", "holdout", "patience", "dc_iters", "checkpoint",

@@ -144,10 +144,12 @@ def data_scale(op: LinearOperator, y: Tensor) -> float:
 
 def pics(op: LinearOperator, y: Tensor, regs: dict[str, float], *, iters: int = 100, rho: float = 0.5,
          cg_iters: int = 5, tol: float = 1e-4, x0: Tensor | None = None, scale: float | None = None,
-         adapt: bool = True, track: bool = False) -> PICSResult:
+         adapt: bool = True, track: bool = False, prior: tuple[Tensor, float] | None = None) -> PICSResult:
     """ADMM for ``min ½‖Ax − y‖² + Σ λ_i ‖G_i x‖₁`` with ``regs = {term: λ}`` (terms: ``tv`` spatial
     isotropic TV, ``tv-t`` temporal TV, ``wavelet`` db4 3 levels, ``fourier-t`` temporal Fourier), λ on data
-    scaled to unit image intensity (:func:`data_scale`). Starts from ``x0`` (default the zero-filled image);
+    scaled to unit image intensity (:func:`data_scale`). ``prior = (x_p, μ)`` adds ``μ/2 ‖x − x_p‖²`` (x_p in the
+    data's units): a quadratic pull towards another reconstruction, e.g. an untrained network's image, which then
+    fills what the data and the sparsity terms leave open. Starts from ``x0`` (default the zero-filled image);
     stops after ``iters`` iterations or when the primal and dual residuals fall below ``tol`` relative to
     ‖Gx‖ and ‖ρGᴴu‖. ``track`` records the objective every iteration (one extra A per iteration).
 
@@ -169,18 +171,26 @@ def pics(op: LinearOperator, y: Tensor, regs: dict[str, float], *, iters: int = 
     ys = y * s
     aty = op.adjoint(ys)
     x = aty.clone() if x0 is None else x0 * s
+    mu = 0.0
+    if prior is not None:
+        xp, mu = prior
+        if mu < 0 or tuple(xp.shape) != tuple(aty.shape):
+            raise ConfigError(f"prior needs an image of shape {tuple(aty.shape)} and a weight >= 0, got "
+                              f"{tuple(xp.shape)} and {mu}")
+        aty = aty + mu * s * xp.to(aty)
+    gram = op.gram if not mu else (lambda v: op.gram(v) + mu * v)
     if (regs.get("tv-t") or regs.get("fourier-t")) and (x.ndim != 3 or x.shape[0] < 2):
         raise ConfigError("temporal regularizers (tv-t, fourier-t) need a series of at least 2 frames")
     dev = x.device
     terms = [(TERMS[k]().to(dev), lam) for k, lam in regs.items() if lam > 0]
     if not terms:  # no prior: least squares, i.e. CG-SENSE run to convergence
-        x = cg(op.gram, aty, x0=x, iters=iters * cg_iters, tol=tol)
+        x = cg(gram, aty, x0=x, iters=iters * cg_iters, tol=tol)
         return PICSResult(x / s, 1, s)
     shape = tuple(x.shape)
     z = [g(x) for g, _ in terms]
     u = [torch.zeros_like(v) for v in z]
     def normal(v):
-        return op.gram(v) + rho * sum(g.adjoint(g(v), shape) for g, _ in terms)
+        return gram(v) + rho * sum(g.adjoint(g(v), shape) for g, _ in terms)
 
     res = PICSResult(x, 0, s)
     res.rho = [rho]
@@ -200,7 +210,8 @@ def pics(op: LinearOperator, y: Tensor, regs: dict[str, float], *, iters: int = 
         res.primal.append(math.sqrt(r_norm / max(gx_norm, 1e-30)))
         res.dual.append(math.sqrt(s_norm / max(u_norm, 1e-30)))
         if track:
-            res.objective.append(objective(op, ys, x, terms))
+            f = objective(op, ys, x, terms)
+            res.objective.append(f if not mu else f + 0.5 * mu * float((x - s * xp.to(x)).abs().square().sum()))
         res.iters = k + 1
         res.rho.append(rho)
         if k > 0 and res.primal[-1] < tol and res.dual[-1] < tol:
