@@ -1,19 +1,27 @@
-"""Untrained priors against the tuned classical baselines on OCMR k-t R = 8 (issue #15's levers), side by side.
+"""Untrained priors against the tuned classical baselines on OCMR k-t (issue #15's levers), side by side.
 
-    python bench/hybrid.py                 # about 25 min on 2 cores
-    python bench/hybrid.py --steps 1500    # TDDIP budget (optimizer steps; held-out stopping may end it earlier)
+    python bench/hybrid.py                                  # tv and tddip (preset defaults), seeds 0-2, R = 8
+    python bench/hybrid.py --seeds 0 --methods tv "tddip --dc" "tddip --tv-weight 3e-5" "tddip --steps 3000"
+    python bench/hybrid.py --accel 4 --seeds 0 --methods "tddip --channels 32 --steps 15000"   # tuning setting
+    python bench/hybrid.py --accel 4 --seeds 0 --methods tddip --dc-sweep   # how the preset's dc_weight was chosen
+    python bench/hybrid.py --seeds 0 --setting "4 coils"    # a setting of bench/classical_tuned.py (PINCAT, measured maps…)
 
-Rows: k-t TV (temporal, λ_t and λ_xy as tuned in bench/classical_tuned.py, i.e. the ``tv`` defaults), TDDIP
-(``tddip-cpu`` defaults, held-out stop), and the hybrid ``tddip --init tv``: the generator starts exactly at the
-k-t TV image and fits only the changes (held-out stop, so it can also keep the start). Every row is scored in the
-whole FOV and in the fixed cardiac region of interest (:func:`deepprior.mri.metrics.motion_roi`), for seeds 0–2
-(the simulation's noise and mask, and the network's weights, all follow the seed).
+A method is ``tv`` or ``tddip`` followed by options: ``--steps N`` (optimizer steps; the learning-rate step then
+scales with it, as the reference's 2000 of 10k would), ``--channels C`` (decoder width), ``--dc`` (end with the
+exact data-consistency step; the network image is reported beside it), ``--tv-weight λ`` (DIP-TV), ``--init tv`` (start at the k-t TV image), ``--lr`` (learning rate).
+Every row is scored in the whole FOV and in the fixed cardiac region of interest
+(:func:`deepprior.mri.metrics.motion_roi`); the simulation's noise and mask and the network's weights follow the
+seed. TDDIP's held-out rule chooses the iterate without ground truth; the oracle PSNR per sweep is recorded only
+to draw the curves (``--plot``: PSNR against seconds, TDDIP's network image per sweep beside k-t TV's result).
+``--dc-sweep`` scores, on each TDDIP row's network image, the final data-consistency step at several weights μ, and
+the hybrid "k-t TV pulled towards the network image" (``pics(..., prior=(x_net, μ))`` with the ``tv`` weights).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 from pathlib import Path
 
@@ -23,45 +31,136 @@ from deepprior.mri.data import simulate
 from deepprior.mri.io import load_series
 from deepprior.mri.methods import reconstruct
 from deepprior.mri.metrics import motion_roi, mri_metrics
+from deepprior.mri.pics import KT_TV_TEMPORAL, KT_TV_WEIGHT, pics
+from deepprior.presets import get_preset
 
 OCMR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "ocmr0004_cine_mag_26x128x128_tddip.mat"
 
 
+def method_options(spec: str) -> tuple[str, dict]:
+    """``"tddip --steps 6000 --dc"`` → ("tddip", reconstruct() options)."""
+    words = shlex.split(spec)
+    ap = argparse.ArgumentParser(prog=words[0], add_help=False)
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--channels", type=int)
+    ap.add_argument("--dc", action="store_true")
+    ap.add_argument("--tv-weight", type=float)
+    ap.add_argument("--init")
+    ap.add_argument("--lr", type=float)
+    o = ap.parse_args(words[1:])
+    if words[0] != "tddip":
+        return words[0], {}
+    p = get_preset("tddip-cpu", "tddip")
+    if o.steps:
+        p["fit"] = {**p["fit"], "steps": o.steps, "lr_step": round(p["fit"]["lr_step"] * o.steps / p["fit"]["steps"])}
+    if o.channels:
+        p["net"] = {**p["net"], "channels": o.channels}
+    opts = {"preset": p, "dc": o.dc or None, "tv_weight": o.tv_weight or 0.0, "init": o.init, "lr": o.lr}
+    return "tddip", {k: v for k, v in opts.items() if v is not None}
+
+
+def dc_sweep(d, net, roi) -> None:
+    """PSNR (FOV / ROI) of ``min ½‖Ax − y‖² + μ/2‖x − x_net‖²`` (+ the tv method's terms) over a μ grid."""
+    tv = {"tv": KT_TV_WEIGHT, "tv-t": KT_TV_TEMPORAL}
+    for regs, grid in (({}, (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)), (tv, (0.0, 0.01, 0.03, 0.1, 0.3, 1.0))):
+        for mu in grid:
+            # the dc rows start at the network image, as tddip() does (CG stops at a relative tolerance)
+            x = pics(d.operator, d.kspace, regs, prior=(net, mu) if mu else None, x0=None if regs else net).image
+            print(f"    {'tv + ' if regs else ''}dc μ {mu:g}: {mri_metrics(x, d.gt)['psnr']:.2f} / "
+                  f"{mri_metrics(x, d.gt, roi)['psnr']:.2f} dB", flush=True)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, r in enumerate(x for x in rows if x.get("curve")):
+        t, p = r["curve"]
+        ax.plot(t, p, lw=1.2, color=f"C{i}", label=f"{r['method']} network (seed {r['seed']})")
+        ax.plot([r["seconds"]], [r["psnr"]], "o", color=f"C{i}", ms=5)
+    for r in (x for x in rows if x["method"] == "tv"):
+        ax.axhline(r["psnr"], color="k", ls="--", lw=1)
+        ax.plot([r["seconds"]], [r["psnr"]], "kx", ms=8)
+    ax.plot([], [], "k--x", label="k-t TV (ADMM, tuned on R = 4) — the result")
+    ax.plot([], [], "ko", ms=5, label="delivered (held-out choice; + data consistency with --dc)")
+    ax.axvline(600, color="grey", lw=0.8, ls=":")
+    ax.set(xlabel="seconds (2-core CPU)", ylabel="PSNR [dB]", title="TDDIP against k-t TV")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=None, help="TDDIP optimizer steps (default: the preset's)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--init-lr", type=float, default=None, help="learning rate of the --init tv hybrid (default: the preset's)")
-    ap.add_argument("--methods", nargs="+", default=["tv", "tddip", "tddip --init tv"])
-    ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "hybrid.json"))
+    ap.add_argument("--accel", type=int, default=8)
+    ap.add_argument("--setting", default=None,
+                    help="instead of OCMR k-t --accel: the first Cartesian setting of bench/classical_tuned.py whose "
+                         "label contains this text (e.g. PINCAT, '4 coils', 'measured maps')")
+    ap.add_argument("--methods", nargs="+", default=["tv", "tddip --dc"])
+    ap.add_argument("--json", default=None, help="rows (default bench/results/hybrid_R<accel>.json)")
+    ap.add_argument("--plot", default=None, help="write the PSNR-against-seconds figure here (.png)")
+    ap.add_argument("--dc-sweep", action="store_true", help="score dc weights and TV pulled to the network image")
     a = ap.parse_args()
     torch.set_num_threads(2)
     s = torch.from_numpy(abs(load_series(str(OCMR))))
+    specs = [(m, *method_options(m)) for m in a.methods]
     rows = []
-    print("| seed | method | PSNR [dB] | ROI PSNR [dB] | SSIM | time [s] | stopped at |\n|---|---|---|---|---|---|---|")
+    load = lambda seed: simulate(s, coils=8, seed=seed, pattern="kt-random", accel=a.accel, center=8)  # noqa: E731
+    tag = f"R{a.accel}"
+    if a.setting:
+        from classical_tuned import settings  # bench/ is the script's directory, so on sys.path
+
+        found = [(label, f) for label, f, _ in settings(True)[0] if a.setting.lower() in label.lower()]
+        if not found:
+            ap.error(f"no setting matches {a.setting!r}")
+        (label, load), tag = found[0], "".join(c for c in a.setting if c.isalnum())
+        print(f"setting: {label}")
+    print("| seed | method | PSNR [dB] | ROI PSNR [dB] | SSIM | network PSNR [dB] | time [s] | delivered |\n"
+          "|---|---|---|---|---|---|---|---|")
     for seed in a.seeds:
-        d = simulate(s, coils=8, seed=seed, pattern="kt-random", accel=8, center=8)
+        d = load(seed)
         roi = motion_roi(d.gt)
-        for m in a.methods:
-            opts = {"init": "tv", "lr": a.init_lr} if m.endswith("--init tv") else {}
-            name = m.split()[0]
-            r = reconstruct(d, name, seed=seed, device="cpu", iters=a.steps if name == "tddip" else None, **opts)
+        for spec, name, opts in specs:
+            r = reconstruct(d, name, seed=seed, device="cpu", **opts)
             mr = mri_metrics(r.image, d.gt, roi)
-            rows.append(dict(seed=seed, method=m, psnr=r.metrics["psnr"], roi_psnr=mr["psnr"], ssim=r.metrics["ssim"],
-                             seconds=r.seconds, selected=r.selected_iter, iters=r.iters))
-            print(f"| {seed} | {m} | {r.metrics['psnr']:.2f} | {mr['psnr']:.2f} | {r.metrics['ssim']:.4f} | "
-                  f"{r.seconds:.0f} | {r.selected_iter} of {r.iters} |", flush=True)
-    print("\n| method | PSNR mean ± sd | ROI PSNR mean ± sd | margin over tv (mean ± sd) |\n|---|---|---|---|")
-    for m in a.methods:
-        mine = [r for r in rows if r["method"] == m]
-        tv = {r["seed"]: r["psnr"] for r in rows if r["method"] == "tv"}
+            row = dict(seed=seed, method=spec, psnr=r.metrics["psnr"], roi_psnr=mr["psnr"], ssim=r.metrics["ssim"],
+                       seconds=r.seconds, selected=r.selected_iter, iters=r.iters)
+            net = ""
+            if name == "tddip":
+                row["network_psnr"] = mri_metrics(r.info["network_image"], d.gt)["psnr"]
+                net = f"{row['network_psnr']:.2f}"
+                times = r.history["time"]
+                row["curve"] = [[times[i] for i in r.info["oracle_iters"]], r.info["oracle_psnr"]]
+                where = f"sweep {r.info['selected_sweep']} of {r.info['sweeps']}"
+            else:
+                where = f"{r.iters} ADMM iterations"
+            rows.append(row)
+            if name == "tddip" and a.dc_sweep:
+                dc_sweep(d, r.info["network_image"], roi)
+            print(f"| {seed} | {spec} | {row['psnr']:.2f} | {mr['psnr']:.2f} | {row['ssim']:.4f} | {net} | "
+                  f"{r.seconds:.0f} | {where} |", flush=True)
+    print("\n| method | PSNR mean ± sd | ROI PSNR mean ± sd | margin over tv, mean ± sd (per seed) |\n|---|---|---|---|")
+    tv = {r["seed"]: r for r in rows if r["method"] == "tv"}
+    sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
+    for spec, _, _ in specs:
+        mine = [r for r in rows if r["method"] == spec]
         p, q = [r["psnr"] for r in mine], [r["roi_psnr"] for r in mine]
-        margin = [r["psnr"] - tv[r["seed"]] for r in mine if r["seed"] in tv]
-        sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
-        print(f"| {m} | {statistics.mean(p):.2f} ± {sd(p):.2f} | {statistics.mean(q):.2f} ± {sd(q):.2f} | "
-              f"{statistics.mean(margin):+.2f} ± {sd(margin):.2f} |" if margin else f"| {m} | … |")
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(rows, indent=1))
+        m = [r["psnr"] - tv[r["seed"]]["psnr"] for r in mine if r["seed"] in tv]
+        mq = [r["roi_psnr"] - tv[r["seed"]]["roi_psnr"] for r in mine if r["seed"] in tv]
+        margin = f"{statistics.mean(m):+.2f} ± {sd(m):.2f} (ROI {statistics.mean(mq):+.2f} ± {sd(mq):.2f})" if m else "—"
+        print(f"| {spec} | {statistics.mean(p):.2f} ± {sd(p):.2f} | {statistics.mean(q):.2f} ± {sd(q):.2f} | {margin} |")
+    out = Path(a.json or Path(__file__).parent / "results" / f"hybrid_{tag}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=1))
+    if a.plot:
+        plot(rows, Path(a.plot))
 
 
 if __name__ == "__main__":
