@@ -1,6 +1,6 @@
 """Untrained priors against the tuned classical baselines on OCMR k-t (issue #15's levers), side by side.
 
-    python bench/hybrid.py                                  # tv and tddip (preset defaults), seeds 0-2, R = 8
+    python bench/hybrid.py                                  # tv, tddip --dc (its network image = the default), seeds 0-2
     python bench/hybrid.py --seeds 0 --methods tv "tddip --dc" "tddip --tv-weight 3e-5" "tddip --steps 3000"
     python bench/hybrid.py --accel 4 --seeds 0 --methods "tddip --channels 32 --steps 15000"   # tuning setting
     python bench/hybrid.py --accel 4 --seeds 0 --methods tddip --dc-sweep   # how the preset's dc_weight was chosen
@@ -8,7 +8,8 @@
 
 A method is ``tv`` or ``tddip`` followed by options: ``--steps N`` (optimizer steps; the learning-rate step then
 scales with it, as the reference's 2000 of 10k would), ``--channels C`` (decoder width), ``--dc`` (end with the
-exact data-consistency step; the network image is reported beside it), ``--tv-weight λ`` (DIP-TV), ``--init tv`` (start at the k-t TV image), ``--lr`` (learning rate).
+exact data-consistency step; the network image is reported beside it), ``--tv-weight λ`` (DIP-TV), ``--init tv``
+(start at the k-t TV image), ``--lr`` (learning rate).
 Every row is scored in the whole FOV and in the fixed cardiac region of interest
 (:func:`deepprior.mri.metrics.motion_roi`); the simulation's noise and mask and the network's weights follow the
 seed. TDDIP's held-out rule chooses the iterate without ground truth; the oracle PSNR per sweep is recorded only

@@ -169,6 +169,8 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     # Off by default: it gains on noiseless-model simulations but costs 1-1.3 dB at SNR 30 dB and with measured maps
     # on a finer object, where it puts the noise and the model error back (docs/mri.md "Does it win?").
     dc = bool(dc)
+    if tv_weight < 0:
+        raise ConfigError(f"tv_weight must be >= 0, got {tv_weight}")
     fcfg = dict(p["fit"])
     t_frames = data.frames
     preset_batch, preset_steps = fcfg.pop("batch", 1), fcfg.pop("steps")
@@ -217,8 +219,6 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     cfg = cfg.replace(**{k: v for k, v in fit_overrides.items() if v is not None})
     reg = None
     if tv_weight:
-        if tv_weight < 0:
-            raise ConfigError(f"tv_weight must be >= 0, got {tv_weight}")
         # the loop's data term is a mean over the step's frames' samples: normalise the penalty the same way
         reg = ScaledTV(c2c, torch.tensor(scale, device=dev), where, y_tr[0].numel() * (b or t_frames))
         cfg = cfg.replace(reg_weight=tv_weight)
@@ -233,7 +233,8 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
         with torch.no_grad():
             x = pics(data.operator, data.kspace, {}, prior=(x, mu), x0=x).image
     x = x.cpu()
-    info = {"method": "tddip", "dc": mu if dc else None, "network_image": network, "steps": res.iters_run * per_sweep, "sweeps": res.iters_run, "batch": b or t_frames,
+    info = {"method": "tddip", "dc": mu if dc else None, "network_image": network,
+            "steps": res.iters_run * per_sweep, "sweeps": res.iters_run, "batch": b or t_frames,
             "seconds": seconds, "scale": scale, "stop": stop, "selected_sweep": res.selected_iter,
             "loss": res.history["data"], "backtracks": res.backtracks,
             "params": sum(q.numel() for q in param.parameters()), "history": res.history}
