@@ -9,7 +9,7 @@
 A method is ``tv`` or ``tddip`` followed by options: ``--steps N`` (optimizer steps; the learning-rate step then
 scales with it, as the reference's 2000 of 10k would), ``--channels C`` (decoder width), ``--dc`` (end with the
 exact data-consistency step; the network image is reported beside it), ``--tv-weight λ`` (DIP-TV), ``--init tv``
-(start at the k-t TV image), ``--lr`` (learning rate).
+(start at the k-t TV image), ``--lr`` (learning rate), ``--manifold`` (helix, circle, line).
 Every row is scored in the whole FOV and in the fixed cardiac region of interest
 (:func:`deepprior.mri.metrics.motion_roi`); the simulation's noise and mask and the network's weights follow the
 seed. TDDIP's held-out rule chooses the iterate without ground truth; the oracle PSNR per sweep is recorded only
@@ -48,6 +48,7 @@ def method_options(spec: str) -> tuple[str, dict]:
     ap.add_argument("--tv-weight", type=float)
     ap.add_argument("--init")
     ap.add_argument("--lr", type=float)
+    ap.add_argument("--manifold", choices=("helix", "circle", "line"))
     o = ap.parse_args(words[1:])
     if words[0] != "tddip":
         return words[0], {}
@@ -56,7 +57,8 @@ def method_options(spec: str) -> tuple[str, dict]:
         p["fit"] = {**p["fit"], "steps": o.steps, "lr_step": round(p["fit"]["lr_step"] * o.steps / p["fit"]["steps"])}
     if o.channels:
         p["net"] = {**p["net"], "channels": o.channels}
-    opts = {"preset": p, "dc": o.dc or None, "tv_weight": o.tv_weight or 0.0, "init": o.init, "lr": o.lr}
+    opts = {"preset": p, "dc": o.dc or None, "tv_weight": o.tv_weight or 0.0, "init": o.init, "lr": o.lr,
+            "manifold_kind": o.manifold}
     return "tddip", {k: v for k, v in opts.items() if v is not None}
 
 
