@@ -5,6 +5,7 @@
     python bench/hybrid.py --accel 4 --seeds 0 --methods "tddip --channels 32 --steps 15000"   # tuning setting
     python bench/hybrid.py --accel 4 --seeds 0 --methods tddip --dc-sweep   # how the preset's dc_weight was chosen
     python bench/hybrid.py --seeds 0 --setting "4 coils"    # a setting of bench/classical_tuned.py (PINCAT, measured maps…)
+    python bench/hybrid.py --seeds 0 --setting "13 spokes" --methods tv tddip   # radial (no --dc: refused there)
 
 A method is ``tv`` or ``tddip`` followed by options: ``--steps N`` (optimizer steps; the learning-rate step then
 scales with it, as the reference's 2000 of 10k would), ``--channels C`` (decoder width), ``--dc`` (end with the
@@ -104,8 +105,8 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--accel", type=int, default=8)
     ap.add_argument("--setting", default=None,
-                    help="instead of OCMR k-t --accel: the first Cartesian setting of bench/classical_tuned.py whose "
-                         "label contains this text (e.g. PINCAT, '4 coils', 'measured maps')")
+                    help="instead of OCMR k-t --accel: the first setting of bench/classical_tuned.py whose label "
+                         "contains this text (e.g. PINCAT, '4 coils', 'measured maps', 'R=16', '13 spokes')")
     ap.add_argument("--methods", nargs="+", default=["tv", "tddip --dc"])
     ap.add_argument("--json", default=None, help="rows (default bench/results/hybrid_R<accel>.json)")
     ap.add_argument("--plot", default=None, help="write the PSNR-against-seconds figure here (.png)")
@@ -120,7 +121,7 @@ def main():
     if a.setting:
         from classical_tuned import settings  # bench/ is the script's directory, so on sys.path
 
-        found = [(label, f) for label, f, _ in settings(True)[0] if a.setting.lower() in label.lower()]
+        found = [(label, f) for label, f, _ in settings(False)[0] if a.setting.lower() in label.lower()]
         if not found:
             ap.error(f"no setting matches {a.setting!r}")
         (label, load), tag = found[0], "".join(c for c in a.setting if c.isalnum())

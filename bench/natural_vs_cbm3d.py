@@ -3,6 +3,8 @@
     pip install bm3d                                  # the peer (not a deepprior dependency)
     python bench/natural_vs_cbm3d.py f16              # F16 256² centre crop, σ = 25: PSNR and time ratio
     python bench/natural_vs_cbm3d.py set5             # Set5 at native size, σ = 25: mean PSNR vs CBM3D
+    python bench/natural_vs_cbm3d.py crops --channels-up 32 32 32 32 32   # F16, baboon, kodim05 256² crops with
+                                                      # the former `fast` net (32 wide at full resolution too)
 
 Noise is seeded (seed 0); CBM3D gets the true σ (its best case); `fast` gets σ only through nothing — it stops by
 ES-WMV without ground truth. Each image runs CBM3D first, then DIP, one after the other, alone.
@@ -21,6 +23,7 @@ import torch
 
 from deepprior.io import load_image
 from deepprior.metrics import psnr, ssim
+from deepprior.presets import get_preset
 from deepprior.tasks import add_noise, denoise_problem, solve, to_numpy, to_tensor
 
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
@@ -31,7 +34,7 @@ def crop(x, n):
     return x[..., (h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n]
 
 
-def one(clean, sigma, seed, preset):
+def one(clean, sigma, seed, preset, channels_up=None):
     import bm3d
 
     noisy = add_noise(clean, sigma / 255, seed=seed)
@@ -40,7 +43,10 @@ def one(clean, sigma, seed, preset):
     est = bm3d.bm3d_rgb(z, sigma / 255) if z.ndim == 3 and z.shape[-1] == 3 else bm3d.bm3d(z, sigma / 255)
     t_bm3d = time.perf_counter() - t
     ref = torch.from_numpy(np.clip(est, 0, 1).astype(np.float32)).permute(2, 0, 1)[None]
-    r = solve(denoise_problem(noisy, clean, sigma=sigma / 255), preset=preset, seed=seed, device="cpu")
+    p = get_preset(preset)
+    if channels_up:
+        p["net"]["channels_up"] = channels_up
+    r = solve(denoise_problem(noisy, clean, sigma=sigma / 255), preset=p, seed=seed, device="cpu")
     return {"noisy": psnr(noisy, clean), "cbm3d": psnr(ref, clean), "cbm3d_ssim": ssim(ref, clean), "cbm3d_s": t_bm3d,
             "dip": r.metrics["psnr"], "dip_ssim": r.metrics["ssim"], "dip_s": r.fit.seconds, "iters": r.fit.iters_run,
             "selected": r.fit.selected_iter, "oracle_best": r.metrics.get("psnr_oracle_best")}
@@ -48,21 +54,25 @@ def one(clean, sigma, seed, preset):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("f16", "set5"))
+    ap.add_argument("what", choices=("f16", "set5", "crops"))
     ap.add_argument("--preset", default="fast")
+    ap.add_argument("--channels-up", type=int, nargs="+", default=None, help="override the preset's decoder widths")
     ap.add_argument("--sigma", type=float, default=25)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(2)
     if a.what == "f16":
         todo = [("F16 256²", crop(to_tensor(load_image(IMAGES / "denoising_F16_GT.png").data), 256))]
+    elif a.what == "crops":
+        todo = [(f"{Path(n).stem} 256²", crop(to_tensor(load_image(IMAGES / n).data), 256))
+                for n in ("denoising_F16_GT.png", "set14/baboon.png", "kodak/kodim05.png")]
     else:
         todo = [(p.stem, to_tensor(load_image(p).data)) for p in sorted((IMAGES / "set5").glob("*.png"))]
     print("| image | size | noisy | CBM3D [dB] | CBM3D [s] | DIP fast [dB] | DIP [s] | time ratio | stopped at |\n"
           "|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name, clean in todo:
-        m = one(clean, a.sigma, a.seed, a.preset)
+        m = one(clean, a.sigma, a.seed, a.preset, a.channels_up)
         rows.append({"image": name, **m})
         print(f"| {name} | {clean.shape[-1]}×{clean.shape[-2]} | {m['noisy']:.2f} | {m['cbm3d']:.2f} | {m['cbm3d_s']:.1f} | "
               f"{m['dip']:.2f} | {m['dip_s']:.1f} | {m['dip_s'] / m['cbm3d_s']:.1f}× | "
@@ -71,7 +81,8 @@ def main():
         mean = lambda k: statistics.mean(r[k] for r in rows)  # noqa: E731
         print(f"| mean | | {mean('noisy'):.2f} | {mean('cbm3d'):.2f} | {mean('cbm3d_s'):.1f} | {mean('dip'):.2f} | "
               f"{mean('dip_s'):.1f} | {mean('dip_s') / mean('cbm3d_s'):.1f}× | |")
-    out = Path(__file__).parent / "results" / f"natural_vs_cbm3d_{a.what}.json"
+    tag = a.what + ("_up" + "-".join(map(str, a.channels_up)) if a.channels_up else "")
+    out = Path(__file__).parent / "results" / f"natural_vs_cbm3d_{tag}.json"
     out.write_text(json.dumps(rows, indent=1))
 
 
