@@ -41,8 +41,9 @@ PRESETS: dict[str, dict] = {
     # A quarter of the reference width (14× fewer FLOPs), a tenth of the code jitter (the reference's 1/30
     # slows the fit ~2× in iterations; none at all costs 0.7 dB of peak), an EMA that warms up instead of
     # dragging the first outputs along, and ES-WMV on the outputs with a short patience to end the run.
-    # The full-resolution decoder level is 16 wide: its 3×3 conv was half of all FLOPs; halving it makes a
-    # step ~20 % cheaper at the same PSNR (F16 +0.12, baboon +0.15, kodim05 −0.11 dB; docs/benchmarks.md).
+    # The full-resolution decoder level is 16 wide: its 3×3 conv held half of the forward pass's
+    # convolution multiply-adds; halving it makes a step ~20 % cheaper at the same PSNR (F16 +0.12, baboon
+    # +0.15, kodim05 −0.11 dB; docs/benchmarks.md).
     "fast": {"net": {**_SKIP_DENOISE, "channels_down": [32] * 5, "channels_up": [16] + [32] * 4},
              "code": {"kind": "noise", "channels": 32, "scale": 0.1},
              "reg_noise_std": 0.01, "fit": {"iters": 1500, "lr": 0.01, "ema": 0.99, "ema_warmup": True,
