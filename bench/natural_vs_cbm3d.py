@@ -3,8 +3,10 @@
     pip install bm3d                                  # the peer (not a deepprior dependency)
     python bench/natural_vs_cbm3d.py f16              # F16 256² centre crop, σ = 25: PSNR and time ratio
     python bench/natural_vs_cbm3d.py set5             # Set5 at native size, σ = 25: mean PSNR vs CBM3D
-    python bench/natural_vs_cbm3d.py crops --channels-up 32 32 32 32 32   # F16, baboon, kodim05 256² crops with
-                                                      # the former `fast` net (32 wide at full resolution too)
+    python bench/natural_vs_cbm3d.py crops            # F16, baboon, kodim05 256² crops
+    python bench/natural_vs_cbm3d.py crops --pad reflection --amp off   # the same with the former `fast`
+                                                      # (reflection padding, float32); --channels-up 32 32 32 32 32
+                                                      # widens its full-resolution decoder level as before that
 
 Noise is seeded (seed 0); CBM3D gets the true σ (its best case); `fast` gets σ only through nothing — it stops by
 ES-WMV without ground truth. Each image runs CBM3D first, then DIP, one after the other, alone.
@@ -34,7 +36,7 @@ def crop(x, n):
     return x[..., (h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n]
 
 
-def one(clean, sigma, seed, preset, channels_up=None):
+def one(clean, sigma, seed, preset, channels_up=None, pad=None, amp=None):
     import bm3d
 
     noisy = add_noise(clean, sigma / 255, seed=seed)
@@ -46,10 +48,31 @@ def one(clean, sigma, seed, preset, channels_up=None):
     p = get_preset(preset)
     if channels_up:
         p["net"]["channels_up"] = channels_up
+    if pad:
+        p["net"]["pad"] = pad
+    if amp:
+        p["fit"]["amp"] = amp
     r = solve(denoise_problem(noisy, clean, sigma=sigma / 255), preset=p, seed=seed, device="cpu")
-    return {"noisy": psnr(noisy, clean), "cbm3d": psnr(ref, clean), "cbm3d_ssim": ssim(ref, clean), "cbm3d_s": t_bm3d,
+    h = r.fit.history
+    return {"patience": {str(k): v for k, v in patience_cut(r.stopper.scores, r.stopper.iters, h).items()},
+            "noisy": psnr(noisy, clean), "cbm3d": psnr(ref, clean), "cbm3d_ssim": ssim(ref, clean), "cbm3d_s": t_bm3d,
             "dip": r.metrics["psnr"], "dip_ssim": r.metrics["ssim"], "dip_s": r.fit.seconds, "iters": r.fit.iters_run,
             "selected": r.fit.selected_iter, "oracle_best": r.metrics.get("psnr_oracle_best")}
+
+
+def patience_cut(scores, iters, hist, patiences=(50, 100, 150)):
+    """What ES-WMV would have delivered with a shorter patience: the same run, cut where that rule fires (the
+    patience only decides when to stop, not the scores). PSNR of the EMA at the selected step; seconds at the stop."""
+    out = {}
+    for pat in patiences:
+        best, at = float("inf"), None
+        for s, it in zip(scores, iters):
+            if s < best:
+                best, at = s, it
+            elif at is not None and it - at >= pat:
+                out[pat] = {"selected": at, "stopped": it, "psnr": hist["psnr_ema"][at], "s": hist["time"][it]}
+                break
+    return out
 
 
 def main():
@@ -57,6 +80,8 @@ def main():
     ap.add_argument("what", choices=("f16", "set5", "crops"))
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--channels-up", type=int, nargs="+", default=None, help="override the preset's decoder widths")
+    ap.add_argument("--pad", choices=("reflection", "zero"), default=None, help="override the preset's padding")
+    ap.add_argument("--amp", choices=("off", "bf16", "auto"), default=None, help="override the preset's autocast")
     ap.add_argument("--sigma", type=float, default=25)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -72,16 +97,20 @@ def main():
           "|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name, clean in todo:
-        m = one(clean, a.sigma, a.seed, a.preset, a.channels_up)
+        m = one(clean, a.sigma, a.seed, a.preset, a.channels_up, a.pad, a.amp)
         rows.append({"image": name, **m})
         print(f"| {name} | {clean.shape[-1]}×{clean.shape[-2]} | {m['noisy']:.2f} | {m['cbm3d']:.2f} | {m['cbm3d_s']:.1f} | "
               f"{m['dip']:.2f} | {m['dip_s']:.1f} | {m['dip_s'] / m['cbm3d_s']:.1f}× | "
               f"{(m['selected'] or 0) + 1} of {m['iters']} |", flush=True)
+    for row in rows:
+        print(f"{row['image']}: " + ", ".join(f"patience {k}: {v['psnr']:.2f} dB in {v['s']:.1f} s (it {v['selected'] + 1})"
+                                              for k, v in row["patience"].items()))
     if len(rows) > 1:
         mean = lambda k: statistics.mean(r[k] for r in rows)  # noqa: E731
         print(f"| mean | | {mean('noisy'):.2f} | {mean('cbm3d'):.2f} | {mean('cbm3d_s'):.1f} | {mean('dip'):.2f} | "
               f"{mean('dip_s'):.1f} | {mean('dip_s') / mean('cbm3d_s'):.1f}× | |")
-    tag = a.what + ("_up" + "-".join(map(str, a.channels_up)) if a.channels_up else "")
+    tag = a.what + ("_up" + "-".join(map(str, a.channels_up)) if a.channels_up else "") + \
+        (f"_pad-{a.pad}" if a.pad else "") + (f"_amp-{a.amp}" if a.amp else "")
     out = Path(__file__).parent / "results" / f"natural_vs_cbm3d_{tag}.json"
     out.write_text(json.dumps(rows, indent=1))
 

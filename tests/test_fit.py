@@ -1,3 +1,4 @@
+import importlib
 import math
 
 import numpy as np
@@ -211,7 +212,11 @@ def test_cpu_default_is_the_quick_preset_and_slow_reference_recipes_ask_first(mo
     r = solve(denoise_problem(clean + 0.1 * torch.randn(1, 1, 16, 16, generator=g), clean, sigma=0.1), device="cpu",
               iters=2, announce=lines.append)
     assert r.preset == presets.CPU_DEFAULTS["denoise"] == "fast"
-    assert len(lines) == 1 and lines[0].startswith("denoise: dip, preset fast on cpu, up to 2 iterations")
+    # fast runs in bf16 exactly where the CPU has bf16 units (amp: auto), and the line says which
+    from deepprior.fit import native_bf16
+
+    where = "on cpu in bfloat16" if native_bf16("cpu") else "on cpu"
+    assert len(lines) == 1 and lines[0].startswith(f"denoise: dip, preset fast {where}, up to 2 iterations")
     assert "s/iteration" in lines[0]
     # a reference recipe over the CPU budget, with neither preset nor iters given: refused, naming the choices
     monkeypatch.setattr(presets, "CPU_BUDGET_S", 1e-6)
@@ -219,3 +224,22 @@ def test_cpu_default_is_the_quick_preset_and_slow_reference_recipes_ask_first(mo
     with pytest.raises(ConfigError, match="--preset to run it anyway, --iters N"):
         solve(p, device="cpu")
     assert solve(p, device="cpu", iters=1).preset == "inpaint"  # an explicit budget runs
+
+
+def test_amp_auto_is_bf16_exactly_where_the_device_has_bf16_units(monkeypatch):
+    fit_config = importlib.import_module("deepprior.fit.config")  # the module, not the `fit` function of deepprior
+    clean, noisy = _noisy_case()
+    p = denoise_problem(noisy, clean)
+
+    def run(amp):
+        return solve(p, preset=SMALL_PRESET, seed=1, device="cpu", iters=4, amp=amp).image
+
+    fp32, bf16 = run("off"), run("bf16")
+    assert not np.array_equal(fp32, bf16)  # the autocast changes the arithmetic, so the comparison below can fail
+    assert np.array_equal(run(None), fp32)
+    monkeypatch.setattr(fit_config, "native_bf16", lambda device: True)
+    assert np.array_equal(run("auto"), bf16)
+    monkeypatch.setattr(fit_config, "native_bf16", lambda device: False)
+    assert np.array_equal(run("auto"), fp32)
+    with pytest.raises(ConfigError, match="amp must be"):
+        FitConfig(amp="fp16")

@@ -134,5 +134,9 @@ def test_fast_preset_stops_by_itself_and_denoises():
     noisy = add_noise(clean, 25 / 255, seed=0)
     r = solve(denoise_problem(noisy, clean, sigma=25 / 255), preset="fast", device="cpu")
     assert r.stop == "wmv" and r.fit.iters_run < 1500  # ES-WMV ended it, not the iteration cap
-    assert r.fit.selected_iter is not None and r.fit.iters_run - 1 - r.fit.selected_iter == 150  # patience
+    assert r.fit.selected_iter is not None and r.fit.iters_run - 1 - r.fit.selected_iter == 100  # patience
+    # the rule's score curve comes back with the result, and the delivered step is its minimum
+    scores, iters = r.stopper.scores, r.stopper.iters
+    assert len(scores) == r.fit.iters_run - 99  # one score per step once the 100-step window is full
+    assert iters[scores.index(min(scores))] == r.fit.selected_iter
     assert r.metrics["psnr"] > psnr(noisy, clean) + 5

@@ -127,17 +127,21 @@ def check_memory(need: int, device: torch.device, *, what: str, alternatives=(),
     raise ResourceError(msg + " (set DEEPPRIOR_NO_MEMORY_GUARD=1 to try anyway)")
 
 
-def step_seconds(param: nn.Module, operator, y: torch.Tensor) -> float:
+def step_seconds(param: nn.Module, operator, y: torch.Tensor, bf16: bool = False) -> float:
     """Seconds of one optimizer step (forward, data term, backward) of ``param`` on this device, timed on a copy
     so that the fit's weights, BatchNorm statistics and random streams are untouched; the faster of two steps
-    when the first is short (its one-off kernel set-up would dominate)."""
+    when the first is short (its one-off kernel set-up would dominate). ``bf16``: the forward pass autocast to
+    bfloat16, as the fit runs it."""
     import time
 
     twin = _copy(param)
     best = float("inf")
     for _ in range(2):
         t = time.perf_counter()
-        out = twin(perturb=False)
+        with torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = twin(perturb=False)
+        if out.dtype == torch.bfloat16:
+            out = out.float()
         (operator(out) - y).abs().square().mean().backward()
         if out.device.type == "cuda":
             torch.cuda.synchronize(out.device)

@@ -41,9 +41,10 @@ def _common(f):
         device_option,
         click.option("--compile", "compile_", is_flag=True,
                      help="torch.compile the forward pass (a GPU speed lever; on small CPUs it is slower)."),
-        click.option("--amp", type=click.Choice(("bf16",)), default=None,
-                     help="Autocast the network to bfloat16 (GPU tensor cores; the loss stays float32). "
-                          "CPUs without bf16 units emulate it and run far slower."),
+        click.option("--amp", type=click.Choice(("off", "bf16", "auto")), default=None,
+                     help="Autocast the network to bfloat16 (the loss stays float32): auto = where the device has "
+                          "bf16 units (GPUs, CPUs with AVX512-BF16/AMX); CPUs without them emulate it, far slower. "
+                          "Default: the preset's (`deepprior presets`)."),
         click.option("--deterministic", is_flag=True,
                      help="Bit-reproducible on CUDA too (deterministic kernels; an op without one stops with an error)."),
         click.option("--gt", type=click.Path(), default=None, help="Ground-truth image: PSNR/SSIM tracking and summary."),

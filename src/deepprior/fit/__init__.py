@@ -3,9 +3,9 @@
 
 from .callbacks import ProgressBar, SaveEvery
 from .checkpoint import load_checkpoint
-from .config import (Callback, FitConfig, FitInterrupted, FitResult, FitState, resolve_device,
+from .config import (Callback, FitConfig, FitInterrupted, FitResult, FitState, native_bf16, resolve_device,
                      set_deterministic)
 from .loop import fit
 
 __all__ = ["fit", "FitConfig", "FitResult", "FitState", "Callback", "ProgressBar", "SaveEvery", "resolve_device",
-           "FitInterrupted", "load_checkpoint", "set_deterministic"]
+           "FitInterrupted", "load_checkpoint", "set_deterministic", "native_bf16"]

@@ -14,6 +14,24 @@ from ..errors import ConfigError
 from ..params import Parameterization
 
 LOSSES = ("mse", "l1")
+AMP_MODES = (None, "off", "bf16", "auto")  # None = "off"
+
+
+def native_bf16(device: str | torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 in hardware: a CUDA GPU that supports it, or a CPU with AVX512-BF16
+    or AMX (oneDNN's bf16 convolutions; on other CPUs bf16 is emulated and slower than float32).
+
+    >>> isinstance(native_bf16("cpu"), bool)
+    True
+    """
+    d = torch.device(device)
+    if d.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if d.type == "cpu":
+        # torch exposes these probes only under private names; a torch without them counts as "no".
+        probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+        return any(bool(p()) for p in probes if p is not None)
+    return False
 
 
 @dataclass
@@ -56,7 +74,9 @@ class FitConfig:
     batch: int | None = None  # items (frames) per optimizer step; None = all items in one step
     batch_seed: int = 0
     compile: bool = False  # torch.compile the forward pass (inductor); pays off on GPUs, not on small CPUs
-    amp: str | None = None  # None | "bf16": autocast the forward pass (GPU tensor cores; loss stays float32)
+    # None/"off" | "bf16" | "auto": autocast the forward pass to bfloat16 (the loss stays float32); "auto" only where
+    # the device has bf16 arithmetic units (:func:`native_bf16`) — elsewhere it is emulated and far slower.
+    amp: str | None = None
     channels_last: bool = False  # NHWC memory layout for the generator (GPU tensor cores prefer it)
 
     def __post_init__(self):
@@ -78,11 +98,19 @@ class FitConfig:
             raise ConfigError(f"regularizer weight must be ≥ 0, got {self.reg_weight}")
         if self.batch is not None and not (isinstance(self.batch, int) and self.batch >= 1):
             raise ConfigError(f"batch must be a positive integer (frames per step) or None, got {self.batch}")
-        if self.amp not in (None, "bf16"):
-            raise ConfigError(f"amp must be None or 'bf16', got {self.amp!r} (bf16 needs no loss scaling; "
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"amp must be 'off', 'bf16' or 'auto', got {self.amp!r} (bf16 needs no loss scaling; "
                               "fp16 would)")
         if self.batch is not None and self.optimizer == "lbfgs":
             raise ConfigError("mini-batches of frames need a stochastic optimizer; use adam with batch, or no batch")
+
+    def bf16_on(self, device: str | torch.device) -> bool:
+        """Whether the forward pass runs in bfloat16 on ``device``.
+
+        >>> FitConfig(amp=None).bf16_on("cpu"), FitConfig(amp="bf16").bf16_on("cpu")
+        (False, True)
+        """
+        return self.amp == "bf16" or (self.amp == "auto" and native_bf16(device))
 
     def replace(self, **changes) -> "FitConfig":
         known = {f.name for f in fields(self)}

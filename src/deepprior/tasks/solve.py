@@ -35,6 +35,7 @@ class Restoration:
     preset: str | None
     metrics: dict = field(default_factory=dict)
     stop: str = "none"  # the stopping rule that ran (the preset's default when none was asked for)
+    stopper: object = None  # its callback (scores per step in .scores/.iters, for plots), when one ran
 
 
 def _pad_image_code(img: Tensor, size: tuple[int, int]) -> Tensor:
@@ -163,7 +164,8 @@ def _announce(announce, prob: Problem, param, cfg: FitConfig, what: str, dev, st
 
     if announce is None and not (check and dev.type == "cpu"):
         return
-    per = step_seconds(param, prob.operator, prob.y)
+    bf16 = cfg.bf16_on(dev)
+    per = step_seconds(param, prob.operator, prob.y, bf16=bf16)
     total = per * cfg.iters
     if check and dev.type == "cpu" and total > CPU_BUDGET_S:
         raise ConfigError(f"{prob.task}: the default recipe ({what}) would take about {_duration(total)} on this CPU "
@@ -172,7 +174,7 @@ def _announce(announce, prob: Problem, param, cfg: FitConfig, what: str, dev, st
     if announce is not None:
         bound = f"up to {cfg.iters} iterations, stops by itself ({stop}): at most" if stop != "none" else \
             f"{cfg.iters} iterations: about"
-        announce(f"{prob.task}: {what} on {dev.type}, {bound} {_duration(total)} ({per:.3f} s/iteration)")
+        announce(f"{prob.task}: {what} on {dev.type}{' in bfloat16' if bf16 else ''}, {bound} {_duration(total)} ({per:.3f} s/iteration)")
 
 
 def _duration(sec: float) -> str:
@@ -268,7 +270,7 @@ def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = 
         r.metrics["holdout_run_seconds"] = result.seconds
         return r
     out = result.output
-    r = Restoration(to_numpy(out), result, problem, method, name, stop=stop)
+    r = Restoration(to_numpy(out), result, problem, method, name, stop=stop, stopper=stopper)
     if gt is not None:
         r.metrics = {"psnr": psnr(out, gt), "ssim": ssim(out, gt)}
         if result.ema is not None:
