@@ -35,7 +35,7 @@ class Restoration:
     preset: str | None
     metrics: dict = field(default_factory=dict)
     stop: str = "none"  # the stopping rule that ran (the preset's default when none was asked for)
-    stopper: object = None  # its callback (scores per step in .scores/.iters, for plots), when one ran
+    stopper: Callback | None = None  # its callback (scores per step in .scores/.iters, for plots), when one ran
 
 
 def _pad_image_code(img: Tensor, size: tuple[int, int]) -> Tensor:
