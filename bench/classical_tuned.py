@@ -1,9 +1,9 @@
 """The classical baselines at their strongest (issue #15): weights tuned on one acceleration, reused on the others,
 cross-checked against BART ``pics`` on the same simulated k-space.
 
-    python bench/classical_tuned.py                   # about 25 min on 2 cores; writes bench/results/classical_tuned.json
+    python bench/classical_tuned.py                   # about 65 min on 2 cores; writes bench/results/classical_tuned.json
     python bench/classical_tuned.py --only cartesian  # Cartesian settings only (about 15 min)
-    python bench/classical_tuned.py --only radial     # radial settings only (about 30 min: NUFFT)
+    python bench/classical_tuned.py --only radial     # radial settings only (about 50 min: NUFFT)
 
 Tuning (by whole-image PSNR against the reference): Cartesian weights on OCMR k-t random R = 4, radial weights on
 OCMR 21 golden-angle spokes; the grids are coordinate searches (CG-SENSE iterations; temporal TV λ_t; spatial λ_xy at
