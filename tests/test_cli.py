@@ -140,3 +140,13 @@ def test_cli_stop_rule_marks_the_selected_iterate(tmp_path, img, capsys):
                  "--iters", "60", "--net", "deep_decoder", "-q", "--plot", str(tmp_path / "p.png")]) == 0
     line = capsys.readouterr().out
     assert "emv selected it" in line and (tmp_path / "p.png").exists()
+
+
+@pytest.mark.parametrize("amp, says_bf16", [("off", False), ("bf16", True)])
+def test_amp_flag_reaches_the_fit_and_the_first_line_says_it(tmp_path, img, capsys, amp, says_bf16):
+    # --amp overrides the preset's setting (fast has amp: auto); the first line names the precision that runs
+    rc = main(["denoise", str(img), "-o", str(tmp_path / "out.png"), "--add-noise", "25", "--preset", "fast",
+               "--iters", "2", "--device", "cpu", "--amp", amp, "-q"])
+    assert rc == 0
+    first = _err(capsys).splitlines()[0]
+    assert first.startswith("denoise: dip, preset fast on cpu") and ("in bfloat16" in first) == says_bf16
