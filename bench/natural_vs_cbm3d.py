@@ -3,6 +3,8 @@
     pip install bm3d                                  # the peer (not a deepprior dependency)
     python bench/natural_vs_cbm3d.py f16              # F16 256² centre crop, σ = 25: PSNR and time ratio
     python bench/natural_vs_cbm3d.py set5             # Set5 at native size, σ = 25: mean PSNR vs CBM3D
+    python bench/natural_vs_cbm3d.py set5 --patience 150   # the same run, stopped later; it also reports where
+                                                      # patience 50 and 100 would have cut it
     python bench/natural_vs_cbm3d.py crops            # F16, baboon, kodim05 256² crops
     python bench/natural_vs_cbm3d.py crops --pad reflection --amp off   # the same with the former `fast`
                                                       # (reflection padding, float32); --channels-up 32 32 32 32 32
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepprior.fit.stopping import replay
 from deepprior.io import load_image
 from deepprior.metrics import psnr, ssim
 from deepprior.presets import get_preset
@@ -36,7 +39,7 @@ def crop(x, n):
     return x[..., (h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n]
 
 
-def one(clean, sigma, seed, preset, channels_up=None, pad=None, amp=None):
+def one(clean, sigma, seed, preset, channels_up=None, pad=None, amp=None, patience=None):
     import bm3d
 
     noisy = add_noise(clean, sigma / 255, seed=seed)
@@ -52,6 +55,8 @@ def one(clean, sigma, seed, preset, channels_up=None, pad=None, amp=None):
         p["net"]["pad"] = pad
     if amp:
         p["fit"]["amp"] = amp
+    if patience:
+        p["stop"]["patience"] = patience
     r = solve(denoise_problem(noisy, clean, sigma=sigma / 255), preset=p, seed=seed, device="cpu")
     h = r.fit.history
     return {"patience": {str(k): v for k, v in patience_cut(r.stopper.scores, r.stopper.iters, h).items()},
@@ -61,17 +66,13 @@ def one(clean, sigma, seed, preset, channels_up=None, pad=None, amp=None):
 
 
 def patience_cut(scores, iters, hist, patiences=(50, 100, 150)):
-    """What ES-WMV would have delivered with a shorter patience: the same run, cut where that rule fires (the
-    patience only decides when to stop, not the scores). PSNR of the EMA at the selected step; seconds at the stop."""
+    """What ES-WMV would have delivered with a shorter patience: the same run, cut where that rule fires
+    (:func:`deepprior.fit.stopping.replay`). PSNR of the EMA at the selected step; seconds at the stop."""
     out = {}
     for pat in patiences:
-        best, at = float("inf"), None
-        for s, it in zip(scores, iters):
-            if s < best:
-                best, at = s, it
-            elif at is not None and it - at >= pat:
-                out[pat] = {"selected": at, "stopped": it, "psnr": hist["psnr_ema"][at], "s": hist["time"][it]}
-                break
+        at, fired = replay(scores, iters, pat)
+        if fired is not None:
+            out[pat] = {"selected": at, "stopped": fired, "psnr": hist["psnr_ema"][at], "s": hist["time"][fired]}
     return out
 
 
@@ -82,6 +83,8 @@ def main():
     ap.add_argument("--channels-up", type=int, nargs="+", default=None, help="override the preset's decoder widths")
     ap.add_argument("--pad", choices=("reflection", "zero"), default=None, help="override the preset's padding")
     ap.add_argument("--amp", choices=("off", "bf16", "auto"), default=None, help="override the preset's autocast")
+    ap.add_argument("--patience", type=int, default=None,
+                    help="override the preset's ES-WMV patience (the run also reports every shorter one: 50, 100, 150)")
     ap.add_argument("--sigma", type=float, default=25)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -97,7 +100,7 @@ def main():
           "|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name, clean in todo:
-        m = one(clean, a.sigma, a.seed, a.preset, a.channels_up, a.pad, a.amp)
+        m = one(clean, a.sigma, a.seed, a.preset, a.channels_up, a.pad, a.amp, a.patience)
         rows.append({"image": name, **m})
         print(f"| {name} | {clean.shape[-1]}×{clean.shape[-2]} | {m['noisy']:.2f} | {m['cbm3d']:.2f} | {m['cbm3d_s']:.1f} | "
               f"{m['dip']:.2f} | {m['dip_s']:.1f} | {m['dip_s'] / m['cbm3d_s']:.1f}× | "
@@ -110,7 +113,8 @@ def main():
         print(f"| mean | | {mean('noisy'):.2f} | {mean('cbm3d'):.2f} | {mean('cbm3d_s'):.1f} | {mean('dip'):.2f} | "
               f"{mean('dip_s'):.1f} | {mean('dip_s') / mean('cbm3d_s'):.1f}× | |")
     tag = a.what + ("_up" + "-".join(map(str, a.channels_up)) if a.channels_up else "") + \
-        (f"_pad-{a.pad}" if a.pad else "") + (f"_amp-{a.amp}" if a.amp else "")
+        (f"_pad-{a.pad}" if a.pad else "") + (f"_amp-{a.amp}" if a.amp else "") + \
+        (f"_patience-{a.patience}" if a.patience else "")
     out = Path(__file__).parent / "results" / f"natural_vs_cbm3d_{tag}.json"
     out.write_text(json.dumps(rows, indent=1))
 

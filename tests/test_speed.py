@@ -139,4 +139,9 @@ def test_fast_preset_stops_by_itself_and_denoises():
     scores, iters = r.stopper.scores, r.stopper.iters
     assert len(scores) == r.fit.iters_run - 99  # one score per step once the 100-step window is full
     assert iters[scores.index(min(scores))] == r.fit.selected_iter
+    # replaying the curve gives what the live rule did, and a longer patience never selects an earlier step
+    from deepprior.fit.stopping import replay
+
+    assert replay(scores, iters, 100) == (r.fit.selected_iter, r.fit.iters_run - 1)
+    assert replay(scores, iters, 50)[0] <= r.fit.selected_iter and replay(scores, iters, 10_000)[1] is None
     assert r.metrics["psnr"] > psnr(noisy, clean) + 5

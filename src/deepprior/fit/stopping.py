@@ -66,6 +66,23 @@ class _Detector(Callback):
             state.stop = self.stop
 
 
+def replay(scores: list[float], iters: list[int], patience: int) -> tuple[int | None, int | None]:
+    """(selected step, step at which the rule fires) of a detector with ``patience`` on a recorded score curve —
+    the same rule as the live detectors. The patience only decides when to stop, so one run with a long patience
+    answers for every shorter one. ``(best, None)`` if it would not have fired within the curve.
+
+    >>> replay([3.0, 2.0, 2.5, 2.4, 2.6], [0, 1, 2, 3, 4], patience=2)
+    (1, 3)
+    """
+    best, at = math.inf, None
+    for s, it in zip(scores, iters):
+        if s < best:
+            best, at = s, it
+        elif at is not None and it - at >= patience:
+            return at, it
+    return at, None
+
+
 class WindowedVariance(_Detector):
     """ES-WMV. Running sums make each step O(N): ``S1 = Σ x_i`` (float64 image) and ``S2 = Σ ‖x_i‖²``
     over a ring buffer of the last ``window`` outputs; VAR = (S2 − ‖S1‖²/W) / (W·N).
