@@ -1,20 +1,27 @@
 """Untrained priors against the tuned classical baselines on OCMR k-t (issue #15's levers), side by side.
 
-    python bench/hybrid.py                                  # tv, tddip --dc (its network image = the default), seeds 0-2
-    python bench/hybrid.py --seeds 0 --methods tv "tddip --dc" "tddip --tv-weight 3e-5" "tddip --steps 3000"
+    python bench/hybrid.py                                  # tv and tddip (the CPU default), seeds 0-2
+    python bench/hybrid.py --seeds 0 --methods tv "tddip --dc-weight 3e-3" "tddip --tv-weight 3e-5" "tddip --steps 3000"
+    python bench/hybrid.py --seeds 0 --methods "tddip --amp off --steps 6000 --patience 15"   # the former default
     python bench/hybrid.py --accel 4 --seeds 0 --methods "tddip --channels 32 --steps 15000"   # tuning setting
-    python bench/hybrid.py --accel 4 --seeds 0 --methods tddip --dc-sweep   # how the preset's dc_weight was chosen
+    python bench/hybrid.py --accel 4 --seeds 0 --methods tddip --dc-sweep   # score a grid of dc weights μ
     python bench/hybrid.py --seeds 0 --setting "4 coils"    # a setting of bench/classical_tuned.py (PINCAT, measured maps…)
-    python bench/hybrid.py --seeds 0 --setting "13 spokes" --methods tv tddip   # radial (no --dc: refused there)
+    python bench/hybrid.py --seeds 0 --setting "13 spokes" --methods tv tddip   # radial
 
-A method is ``tv`` or ``tddip`` followed by options: ``--steps N`` (optimizer steps; the learning-rate step then
-scales with it, as the reference's 2000 of 10k would), ``--channels C`` (decoder width), ``--dc`` (end with the
-exact data-consistency step; the network image is reported beside it), ``--tv-weight λ`` (DIP-TV), ``--init tv``
+A method is ``tv`` or ``tddip`` followed by options: ``--steps N`` (optimizer steps, in float32 too; the
+learning-rate step then scales with it, as the reference's 2000 of 10k would), ``--channels C`` (decoder width),
+``--amp off|bf16|auto`` (bfloat16 network), ``--dc`` (end with the exact data-consistency step, the preset's default;
+the network image is reported beside it), ``--dc-weight μ|auto`` (its weight; ``auto``, the default, chooses μ on
+the held-out samples), ``--patience N`` (sweeps of the held-out rule), ``--tv-weight λ`` (DIP-TV), ``--init tv``
 (start at the k-t TV image), ``--lr`` (learning rate), ``--manifold`` (helix, circle, line).
 Every row is scored in the whole FOV and in the fixed cardiac region of interest
 (:func:`deepprior.mri.metrics.motion_roi`); the simulation's noise and mask and the network's weights follow the
 seed. TDDIP's held-out rule chooses the iterate without ground truth; the oracle PSNR per sweep is recorded only
 to draw the curves (``--plot``: PSNR against seconds, TDDIP's network image per sweep beside k-t TV's result).
+Each TDDIP row gives the network image's PSNR, the μ chosen and (Cartesian) the former fixed μ = 3·10⁻³ applied to
+the same network image; and which sweep the held-out rule would have selected with patience 15, 30 and 60 on its
+own score curve (``*``: the rule had not fired by the end of the run), with the network's oracle PSNR there — the
+patience only decides when to stop, so a run with a long patience answers for every shorter one.
 ``--dc-sweep`` scores, on each TDDIP row's network image, the final data-consistency step at several weights μ, and
 the hybrid "k-t TV pulled towards the network image" (``pics(..., prior=(x_net, μ))`` with the ``tv`` weights).
 """
@@ -30,12 +37,15 @@ from pathlib import Path
 import torch
 
 from deepprior.mri.data import simulate
+from deepprior.fit.stopping import replay
+from deepprior.mri.dcweight import dc_step
 from deepprior.mri.io import load_series
 from deepprior.mri.methods import reconstruct
 from deepprior.mri.metrics import motion_roi, mri_metrics
 from deepprior.mri.pics import KT_TV_TEMPORAL, KT_TV_WEIGHT, pics
 from deepprior.presets import get_preset
 
+FIXED_DC = 3e-3  # the tddip-cpu preset's former dc_weight, tuned on OCMR k-t R = 4 (noiseless model)
 OCMR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "ocmr0004_cine_mag_26x128x128_tddip.mat"
 
 
@@ -46,19 +56,28 @@ def method_options(spec: str) -> tuple[str, dict]:
     ap.add_argument("--steps", type=int)
     ap.add_argument("--channels", type=int)
     ap.add_argument("--dc", action="store_true")
+    ap.add_argument("--amp", choices=("off", "bf16", "auto"), help="bfloat16 autocast of the network (FitConfig.amp)")
+    ap.add_argument("--dc-weight", help="μ of --dc: a number, or auto (chosen on the held-out samples)")
     ap.add_argument("--tv-weight", type=float)
     ap.add_argument("--init")
     ap.add_argument("--lr", type=float)
+    ap.add_argument("--patience", type=int, help="sweeps of the held-out rule (a long one runs to the budget and "
+                                                  "replays shorter ones)")
     ap.add_argument("--manifold", choices=("helix", "circle", "line"))
     o = ap.parse_args(words[1:])
     if words[0] != "tddip":
         return words[0], {}
     p = get_preset("tddip-cpu", "tddip")
     if o.steps:
+        p.pop("fit_fp32", None)  # the steps asked for hold in float32 too
         p["fit"] = {**p["fit"], "steps": o.steps, "lr_step": round(p["fit"]["lr_step"] * o.steps / p["fit"]["steps"])}
     if o.channels:
         p["net"] = {**p["net"], "channels": o.channels}
-    opts = {"preset": p, "dc": o.dc or None, "tv_weight": o.tv_weight or 0.0, "init": o.init, "lr": o.lr,
+    if o.amp:
+        p["fit"] = {**p["fit"], "amp": o.amp}
+    if o.dc_weight:
+        p["dc_weight"] = o.dc_weight if o.dc_weight == "auto" else float(o.dc_weight)
+    opts = {"preset": p, "dc": o.dc or None, "patience": o.patience, "tv_weight": o.tv_weight or 0.0, "init": o.init, "lr": o.lr,
             "manifold_kind": o.manifold}
     return "tddip", {k: v for k, v in opts.items() if v is not None}
 
@@ -72,6 +91,19 @@ def dc_sweep(d, net, roi) -> None:
             x = pics(d.operator, d.kspace, regs, prior=(net, mu) if mu else None, x0=None if regs else net).image
             print(f"    {'tv + ' if regs else ''}dc μ {mu:g}: {mri_metrics(x, d.gt)['psnr']:.2f} / "
                   f"{mri_metrics(x, d.gt, roi)['psnr']:.2f} dB", flush=True)
+
+
+def replays(row: dict, patiences=(15, 30, 60)) -> str:
+    """What the held-out rule would have delivered with shorter patiences on this run's score curve: the
+    selected sweep and the network image's oracle PSNR there (the curve is the EMA, which is what is delivered)."""
+    out = []
+    psnr = dict(zip(row["oracle_iters"], row["curve"][1]))
+    for pat in patiences:
+        sel, fired = replay(row["stop_scores"], row["stop_iters"], pat)
+        if sel is not None:
+            out.append(f"p{pat}: {sel}{'' if fired is not None else '*'} {psnr[sel]:.2f}")
+    best = max(psnr, key=psnr.get)
+    return f"; replay {', '.join(out)}; oracle {best} {psnr[best]:.2f}"
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -107,7 +139,7 @@ def main():
     ap.add_argument("--setting", default=None,
                     help="instead of OCMR k-t --accel: the first setting of bench/classical_tuned.py whose label "
                          "contains this text (e.g. PINCAT, '4 coils', 'measured maps', 'R=16', '13 spokes')")
-    ap.add_argument("--methods", nargs="+", default=["tv", "tddip --dc"])
+    ap.add_argument("--methods", nargs="+", default=["tv", "tddip"])
     ap.add_argument("--json", default=None, help="rows (default bench/results/hybrid_R<accel>.json)")
     ap.add_argument("--plot", default=None, help="write the PSNR-against-seconds figure here (.png)")
     ap.add_argument("--dc-sweep", action="store_true", help="score dc weights and TV pulled to the network image")
@@ -126,7 +158,8 @@ def main():
             ap.error(f"no setting matches {a.setting!r}")
         (label, load), tag = found[0], "".join(c for c in a.setting if c.isalnum())
         print(f"setting: {label}")
-    print("| seed | method | PSNR [dB] | ROI PSNR [dB] | SSIM | network PSNR [dB] | time [s] | delivered |\n"
+    print("| seed | method | PSNR [dB] | ROI PSNR [dB] | SSIM | network PSNR [dB] (dc: chosen μ; fixed μ) | time [s] "
+          "| delivered |\n"
           "|---|---|---|---|---|---|---|---|")
     for seed in a.seeds:
         d = load(seed)
@@ -140,9 +173,19 @@ def main():
             if name == "tddip":
                 row["network_psnr"] = mri_metrics(r.info["network_image"], d.gt)["psnr"]
                 net = f"{row['network_psnr']:.2f}"
+                row["dc_mu"] = r.info["dc"]
+                if r.info.get("dc_scores"):
+                    net += f", μ {r.info['dc'] or '∞'}"
+                if not d.radial:  # the former fixed-weight step on the same network image, for comparison
+                    x = dc_step(r.info["network_image"], d.operator, d.kspace, FIXED_DC)
+                    row["fixed_dc_psnr"] = mri_metrics(x, d.gt)["psnr"]
+                    net += f", μ {FIXED_DC:g}: {row['fixed_dc_psnr']:.2f}"
                 times = r.history["time"]
                 row["curve"] = [[times[i] for i in r.info["oracle_iters"]], r.info["oracle_psnr"]]
                 where = f"sweep {r.info['selected_sweep']} of {r.info['sweeps']}"
+                row.update(stop_scores=r.info["stop_scores"], stop_iters=r.info["stop_iters"],
+                           oracle_iters=r.info["oracle_iters"])
+                where += replays(row)
             else:
                 where = f"{r.iters} ADMM iterations"
             rows.append(row)

@@ -81,7 +81,8 @@ def test_bf16_and_channels_last_paths_run_on_cpu():
         res[name] = fit(dip, Identity(), p.y, FitConfig(iters=3, lr=0.01, ema=None, backtrack=False, **kw)).image
     assert res["bf16"].dtype == torch.float32 and torch.isfinite(res["bf16"]).all()
     assert (res["bf16"] - res["fp32"]).abs().mean() < 0.05  # bf16 keeps ~3 significant digits
-    assert torch.allclose(res["nhwc"], res["fp32"], atol=1e-5)
+    # channels-last picks other float32 kernels (summation order): 2.2e-5 apart after 3 Adam steps on an AMX CPU
+    assert torch.allclose(res["nhwc"], res["fp32"], atol=1e-4)
 
 
 def test_bf16_keeps_complex_outputs_complex():

@@ -122,7 +122,7 @@ def test_batched_fit_visits_every_frame_and_rejects_bad_setups(monkeypatch):
 def test_tiny_tddip_reduces_loss_and_beats_zero_filled(radial):
     s = cine_phantom(frames=4, n=32)
     d = simulate(s, coils=4, seed=0, **({"spokes": 8} if radial else {"pattern": "kt-random", "accel": 4, "center": 4}))
-    preset = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 16},
+    preset = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 16}, "dc_weight": 3e-3,
               "fit": {**TDDIP_PRESETS["tddip-cpu"]["fit"], "lr": 3e-3, "lr_step": 10**6}}
     x, info = tddip(d, preset=preset, steps=600, stop="none", seed=0, ref=d.gt, dc=not radial)
     assert info["loss"][-1] < 0.2 * info["loss"][0]
@@ -132,21 +132,24 @@ def test_tiny_tddip_reduces_loss_and_beats_zero_filled(radial):
     # the oracle is recorded for diagnostics (on the network's image) and matches the final metric's definition
     net = info["network_image"]
     assert info["oracle_psnr"][-1] == pytest.approx(mri_metrics(net, d.gt)["psnr"], abs=0.05)
-    if radial:  # off by default (and refused for radial data, below)
+    if radial:  # a fixed μ is refused for radial data (below)
         assert info["dc"] is None and torch.equal(x, net)
     else:  # the final exact data consistency keeps the samples and gains on the network (measured +1.7 dB)
-        assert info["dc"] == TDDIP_PRESETS["tddip-cpu"]["dc_weight"]
+        assert info["dc"] == 3e-3
         assert mri_metrics(x, d.gt)["psnr"] > mri_metrics(net, d.gt)["psnr"] + 0.5
         assert (d.operator(x) - d.kspace).norm() < 0.5 * (d.operator(net) - d.kspace).norm()
 
 
 def test_tddip_data_consistency_is_refused_where_it_was_not_tuned():
     s = cine_phantom(frames=2, n=16)
-    p = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 4}, "mapnet": {"hidden": [4]}}
+    p = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 4}, "mapnet": {"hidden": [4]},
+         "dc_weight": 3e-3}
     with pytest.raises(ConfigError, match="radial"):
         tddip(simulate(s, coils=2, spokes=4, seed=0), preset=p, steps=2, stop="none", dc=True)
     with pytest.raises(ConfigError, match="no data-consistency weight"):
         tddip(simulate(s, coils=2, accel=2, center=4, seed=0), preset={**p, "dc_weight": None}, steps=2, stop="none", dc=True)
+    with pytest.raises(ConfigError, match="dc_weight must be"):
+        tddip(simulate(s, coils=2, accel=2, center=4, seed=0), preset={**p, "dc_weight": "high"}, steps=2, dc=True)
 
 
 def test_tddip_holdout_stops_and_delivers_the_selected_sweep():
@@ -243,7 +246,10 @@ def test_tddip_init_starts_exactly_at_the_classical_image():
     d = simulate(cine_phantom(frames=4, n=24), coils=4, pattern="kt-random", accel=4, center=4, seed=0)
     preset = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
     start = reconstruct(d, "tv", device="cpu", iters=20).image
-    x, _ = tddip(d, preset=preset, steps=8, stop="none", init=start, lr=1e-12, device="cpu", dc=False)
+    x, _ = tddip(d, preset=preset, steps=8, stop="none", init=start, lr=1e-12, device="cpu", dc=False, amp="off")
+    assert torch.allclose(x, start, atol=1e-4 * float(start.abs().max()))
+    # a bf16 network (the preset's amp "auto" where the CPU has bf16 units) starts there too
+    x, _ = tddip(d, preset=preset, steps=8, stop="none", init=start, lr=1e-12, device="cpu", dc=False, amp="bf16")
     assert torch.allclose(x, start, atol=1e-4 * float(start.abs().max()))
     x2, _ = tddip(d, preset=preset, steps=8, stop="none", init=start, lr=1e-2, device="cpu", dc=False)
     assert (x2 - start).abs().max() > 1e-3 * float(start.abs().max())  # and it does fit with a real step size
@@ -267,3 +273,58 @@ def test_tddip_tv_weight_lowers_the_total_variation_of_the_frames():
     assert tv(smooth[0]) < 0.9 * tv(plain[0]), (tv(smooth[0]), tv(plain[0]))
     with pytest.raises(ConfigError, match="tv_weight"):
         tddip(d, preset=p, steps=2, stop="none", tv_weight=-1.0)
+
+
+def test_dc_weight_is_chosen_by_the_held_out_samples():
+    from deepprior.mri.common import split_kspace as split
+    from deepprior.mri.dcweight import choose_dc_weight, dc_step
+
+    s = cine_phantom(frames=4, n=32)
+    # a blurred "network image" and clean samples: the samples must win (a small μ), and the step must gain
+    clean = simulate(s, coils=4, pattern="kt-random", accel=4, center=4, seed=0)
+    blur = torch.nn.functional.avg_pool2d(clean.gt.real[:, None], 3, 1, 1)[:, 0].to(clean.gt.dtype)
+    tr, ytr, va, yva, _ = split(clean, 0.1, seed=3)
+    mu, scores = choose_dc_weight(blur, tr, ytr, va, yva)
+    assert mu is not None and mu <= 1e-2 and scores[mu] < 0.5 * scores[float("inf")]
+    x = dc_step(blur, clean.operator, clean.kspace, mu)
+    assert mri_metrics(x, clean.gt)["psnr"] > mri_metrics(blur, clean.gt)["psnr"] + 3
+    # the exact image and very noisy samples: putting them back can only hurt, so the network image is kept
+    noisy = simulate(s, coils=4, pattern="kt-random", accel=4, center=4, seed=0, snr_db=5.0)
+    tr, ytr, va, yva, _ = split(noisy, 0.1, seed=3)
+    mu, scores = choose_dc_weight(noisy.gt, tr, ytr, va, yva)
+    assert mu is None or mu >= 0.3
+    with pytest.raises(ConfigError):
+        choose_dc_weight(blur, tr, ytr, va, yva, grid=(0.0,))
+
+
+@pytest.mark.parametrize("radial", [False, True])
+def test_tddip_auto_dc_needs_the_held_out_samples(radial):
+    s = cine_phantom(frames=2, n=16)
+    d = simulate(s, coils=2, seed=0, **({"spokes": 6} if radial else {"accel": 2, "center": 4}))
+    p = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 4}, "mapnet": {"hidden": [4]},
+         "dc_weight": "auto"}
+    with pytest.raises(ConfigError, match="holdout"):
+        tddip(d, preset=p, steps=2, stop="none", dc=True)
+    # a preset whose default is dc meets a stop rule without held-out samples: the network image, unchanged
+    x, info = tddip(d, preset={**p, "dc": True}, steps=2, stop="none")
+    assert info["dc"] is None and torch.equal(x, info["network_image"])
+    x, info = tddip(d, preset={**p, "dc": True}, steps=4, stop="holdout", holdout=0.2)
+    assert set(info["dc_scores"]) >= {float("inf")} and len(info["dc_scores"]) == 10
+    assert (info["dc"] is None) == torch.equal(x, info["network_image"])
+
+
+@pytest.mark.parametrize("units", [False, True])
+def test_tddip_budget_follows_the_precision(monkeypatch, units):
+    import importlib
+
+    config = importlib.import_module("deepprior.fit.config")  # the module (deepprior.fit.fit is a function)
+    monkeypatch.setattr(config, "native_bf16", lambda device: units)
+    d = simulate(cine_phantom(frames=2, n=16), coils=2, accel=2, center=4, seed=0)
+    p = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 4}, "mapnet": {"hidden": [4]},
+         "fit": {**TDDIP_PRESETS["tddip-cpu"]["fit"], "steps": 8}, "fit_fp32": {"steps": 4}}
+    assert p["fit"]["amp"] == "auto"
+    _, info = tddip(d, preset=p, stop="none")
+    # bf16 units: the preset's budget; float32 (emulated bf16 would be slower): the fp32 budget
+    assert info["bf16"] is units and info["steps"] == (8 if units else 4)
+    _, info = tddip(d, preset=p, stop="none", amp="off")
+    assert info["bf16"] is False and info["steps"] == 4

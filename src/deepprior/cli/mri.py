@@ -181,7 +181,7 @@ _FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_ki
                    "dip: holdout or none (default).")
 @click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="tddip/gip/dip: fraction of acquired samples held out for --stop holdout (default 0.05).")
-@click.option("--patience", type=click.IntRange(min=1), default=None, help="tddip: sweeps (dip: steps) without improvement before stopping.")
+@click.option("--patience", type=click.IntRange(min=1), default=None, help="tddip: sweeps (dip: steps) without improvement before stopping (tddip default: the preset's, 60 for tddip-cpu).")
 @click.option("--plot", type=click.Path(), default=None, help="tddip/gip: loss and per-frame PSNR curves (.png).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
               help="dip, tddip: write the fit state to OUTPUT.ckpt every N steps (tddip: sweeps; and on Ctrl-C); "
@@ -200,7 +200,8 @@ _FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_ki
               help="dip, tddip: DIP-TV, a TV penalty on the network output (the tv method's scale; default 0 = none).")
 @click.option("--dc/--no-dc", default=None,
               help="dip: end with the data-consistency step (measured samples kept; default on for Cartesian data); "
-                   "tddip: end with exact data consistency (Cartesian; default off: it costs at low SNR).")
+                   "tddip: end with exact data consistency, its weight chosen on the held-out samples (default: "
+                   "the preset's).")
 @click.option("--motion", "motion_path", type=click.Path(), default=None,
               help="Multi-shot data: a (shots, 3) motion file (.csv/.npy: dx px, dy px, rotation °) — the known motion "
                    "for cgsense, the start for cg-moco/dip-moco.")

@@ -29,9 +29,10 @@ from ..params import Offset, Parameterization, render
 from ..presets import resolve
 from .common import MRIOracle, check_network_memory, image_on_interrupt, kspace_scale, radial_weights, split_kspace, support, weighted
 from .data import MRIData
+from .dcweight import choose_dc_weight, dc_step
 from .dip import ScaledTV
 from .operators import ChannelsToComplex
-from .pics import kt_tv, pics
+from .pics import kt_tv
 
 MANIFOLDS = ("helix", "circle", "line", "custom")
 STOPS = ("holdout", "wmv", "none")  # the rules TDDIP can stop by
@@ -130,7 +131,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
           manifold_kind: str | None = None, cycles: float | None = None, coords=None, stop: str = "holdout",
           holdout: float = 0.05, patience: int | None = None, dcf: bool = True, seed: int = 0, callbacks=(),
           ref: Tensor | None = None, device: str | torch.device = "auto", checkpoint=None, checkpoint_every: int = 0,
-          resume=None, init=None, dc: bool = False, tv_weight: float = 0.0, **fit_overrides) -> tuple[Tensor, dict]:
+          resume=None, init=None, dc: bool | None = None, tv_weight: float = 0.0, **fit_overrides) -> tuple[Tensor, dict]:
     """Reconstruct a dynamic series with TDDIP. Returns the complex series ``(T, H, W)`` and an info dict
     (steps, sweeps, seconds, the stopped/selected sweep, loss curves and — with ``ref`` — the oracle
     PSNR curve and its best sweep, as diagnostics). Most users call
@@ -145,9 +146,12 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     ``init``: ``'tv'`` (the ``tv`` method's k-t TV solution at its defaults) or a complex series ``(T, H, W)`` —
     the generator then starts exactly at that image and fits only the changes (:class:`~deepprior.params.Offset`).
     ``tv_weight`` λ > 0 adds DIP-TV's spatial TV penalty on every fitted frame (as ``dip``'s ``tv_weight``).
-    ``dc=True`` (Cartesian data; off by default): once the iterate is chosen, end with exact data consistency
-    towards it, with the preset's ``dc_weight`` μ, ``min_x ½‖Ax − y‖² + μ/2‖x − x_net‖²`` over *all* acquired samples
-    (held-out ones included) by conjugate gradients — the scanner's samples are kept, the network fills the rest.
+    ``dc=True``: once the iterate is chosen, end with exact data consistency towards it,
+    ``min_x ½‖Ax − y‖² + μ/2‖x − x_net‖²`` over *all* acquired samples (held-out ones included), by conjugate
+    gradients — the scanner's samples are kept, the network fills the rest. μ is the preset's ``dc_weight``: a
+    number (Cartesian data only), or ``'auto'``: the μ of a grid, or none (the network image), whose step on the
+    training samples best predicts the held-out ones (:func:`~deepprior.mri.dcweight.choose_dc_weight`; needs
+    ``stop='holdout'``). ``dc=None`` takes the preset's ``dc``.
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
@@ -161,17 +165,26 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     if stop not in STOPS:
         raise ConfigError(f"unknown stop rule {stop!r} for TDDIP; choose one of {', '.join(STOPS)}")
     p = resolve(preset, "tddip")[1]
-    mu = float(p.get("dc_weight") or 0.0)
-    if dc and data.radial:
-        raise ConfigError("TDDIP's data-consistency step is tuned for Cartesian data; radial data take dc=False")
+    mu, explicit = p.get("dc_weight"), dc is not None
+    if mu not in (None, "auto") and not (isinstance(mu, (int, float)) and mu > 0):
+        raise ConfigError(f"the preset's dc_weight must be a number > 0 or 'auto', got {mu!r}")
+    dc = bool(p.get("dc", False) if dc is None else dc)
     if dc and not mu:
         raise ConfigError("this TDDIP preset has no data-consistency weight ('dc_weight'); add one or take dc=False")
-    # Off by default: it gains on noiseless-model simulations but costs 1-1.3 dB at SNR 30 dB and with measured maps
-    # on a finer object, where it puts the noise and the model error back (docs/mri.md "Does it win?").
-    dc = bool(dc)
+    if dc and mu == "auto" and stop != "holdout":
+        if explicit:
+            raise ConfigError("dc_weight 'auto' chooses μ on the held-out samples: it needs stop='holdout'")
+        dc = False  # the preset's default meets a stop rule without held-out samples: deliver the network image
+    if dc and mu != "auto" and data.radial:
+        raise ConfigError("a fixed data-consistency weight is tuned for Cartesian data; radial data take "
+                          "dc_weight 'auto' (chosen on held-out samples) or dc=False")
     if tv_weight < 0:
         raise ConfigError(f"tv_weight must be >= 0, got {tv_weight}")
     fcfg = dict(p["fit"])
+    dev = resolve_device(device)
+    bf16 = FitConfig(amp=fit_overrides.get("amp") or fcfg.get("amp")).bf16_on(dev)
+    if not bf16:  # a float32 network is ~1.8× slower per step: the preset's budget for it keeps the run time
+        fcfg.update(p.get("fit_fp32", {}))
     t_frames = data.frames
     preset_batch, preset_steps = fcfg.pop("batch", 1), fcfg.pop("steps")
     b = batch if batch is not None else preset_batch
@@ -180,7 +193,6 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     n_steps = steps if steps is not None else preset_steps
     sweeps = max(1, math.ceil(n_steps / per_sweep))
     lr_step = max(1, round(fcfg.pop("lr_step", 2000) / per_sweep))
-    dev = resolve_device(device)
     data = data.to(dev)
     param = build_tddip(t_frames, data.shape, preset=p, manifold_kind=manifold_kind, cycles=cycles, coords=coords,
                         seed=seed).to(dev)
@@ -199,16 +211,19 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
         scale = kspace_scale(render(param, b), data)
     where = support(data)  # the maps' null space stays 0 (see common.support)
     if init is not None:
-        param = Offset(param, c2c.adjoint(_start(init, data) * scale, (t_frames, 2, *data.shape)), batch=b)
+        # rendered in the fit's precision, so that a bf16 network too starts exactly at the given image
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            param = Offset(param, c2c.adjoint(_start(init, data) * scale, (t_frames, 2, *data.shape)), batch=b)
     to_image = lambda x: c2c(x) / scale * where  # noqa: E731
 
     cbs = list(callbacks)
     stopper = None
+    patience = patience or p.get("patience", 15)
     if stop == "holdout":
         # scored on the EMA of the sweeps: smoother than single sweeps, and it is what is delivered
-        stopper = Holdout(va_op @ c2c, y_va * scale, every=1, patience=patience or 15, count=count, source="ema")
+        stopper = Holdout(va_op @ c2c, y_va * scale, every=1, patience=patience, count=count, source="ema")
     elif stop == "wmv":
-        stopper = WindowedVariance(window=min(20, max(2, sweeps // 5)), patience=patience or 15)
+        stopper = WindowedVariance(window=min(20, max(2, sweeps // 5)), patience=patience)
     if stopper is not None:
         cbs.insert(0, stopper)
     oracle = MRIOracle(ref.to(dev), to_image) if ref is not None else None
@@ -229,11 +244,15 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     seconds = time.perf_counter() - t0
     x = to_image(res.output).detach()
     network = x.cpu()
+    dc_scores = None
     if dc:
-        with torch.no_grad():
-            x = pics(data.operator, data.kspace, {}, prior=(x, mu), x0=x).image
+        if mu == "auto":
+            mu, dc_scores = choose_dc_weight(x, tr_op, y_tr, va_op, y_va)
+        if mu is not None:
+            x = dc_step(x, *weighted(data, dcf), float(mu)).detach()
     x = x.cpu()
-    info = {"method": "tddip", "dc": mu if dc else None, "network_image": network,
+    info = {"method": "tddip", "dc": float(mu) if dc and mu is not None else None, "dc_scores": dc_scores, "bf16": bf16,
+            "network_image": network,
             "steps": res.iters_run * per_sweep, "sweeps": res.iters_run, "batch": b or t_frames,
             "seconds": seconds, "scale": scale, "stop": stop, "selected_sweep": res.selected_iter,
             "loss": res.history["data"], "backtracks": res.backtracks,

@@ -1,0 +1,77 @@
+"""Data consistency towards a network image, with its weight chosen on held-out k-space samples.
+
+A network method delivers ``x_net``; the exact data-consistency step keeps the scanner's samples and lets
+the network fill the rest::
+
+    x_μ = argmin_x ½‖Ax − y‖² + μ/2 ‖x − x_net‖²
+
+Small μ trusts the samples (right when they are clean: +0.6 dB on noiseless OCMR), large μ trusts the
+network (right when the samples carry noise or model error the network left out: a fixed μ cost 1.1-1.3 dB
+at SNR 30 dB and with measured maps on a finer object). No single μ suits both, and the noise level is not
+known. The network methods already hold out a seeded part of the acquired samples to stop the fit, so
+those samples were never fitted: solve the step on the training samples for each μ of a grid (and μ = ∞,
+the network image itself) and keep the μ whose image predicts the held-out samples best. The held-out
+residual is the image error at acquired k-space positions plus the noise, which does not depend on μ —
+cross-validation of the one weight, with no noise estimate and no reference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from .pics import pics
+
+DC_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)  # μ on data scaled to unit image intensity
+
+
+def dc_step(x: Tensor, op, y: Tensor, mu: float, *, x0: Tensor | None = None, iters: int = 200) -> Tensor:
+    """``argmin ½‖op(v) − y‖² + μ/2 ‖v − x‖²`` by conjugate gradients from ``x0`` (default ``x``); μ on data
+    scaled to unit image intensity, as :func:`~deepprior.mri.pics.pics` scales its weights.
+
+    >>> import torch
+    >>> from deepprior.mri import CartesianSENSE
+    >>> A = CartesianSENSE(torch.ones(1, 4, 4))
+    >>> x = torch.ones(1, 4, 4, dtype=torch.complex64)
+    >>> v = dc_step(torch.zeros_like(x), A, A(x), 1e-6)  # a tiny μ: the samples win
+    >>> bool((v - x).abs().max() < 1e-3)
+    True
+    """
+    if not mu > 0:
+        raise ConfigError(f"the data-consistency weight must be > 0, got {mu}")
+    return pics(op, y, {}, prior=(x, mu), x0=x if x0 is None else x0, iters=iters, cg_iters=1, tol=1e-5).image
+
+
+def choose_dc_weight(x: Tensor, train_op, y_train: Tensor, val_op, y_val: Tensor,
+                     grid=DC_GRID) -> tuple[float | None, dict]:
+    """The μ of ``grid`` (or ``None`` = ∞, the network image unchanged) whose data-consistency step on the
+    training samples best predicts the held-out samples ``y_val`` (relative residual). ``x`` must come from a
+    fit that never saw ``y_val``. Returns ``(μ, {μ or inf: score})``; ties go to the larger μ.
+
+    >>> import torch
+    >>> from deepprior.mri.data import simulate
+    >>> from deepprior.mri.common import split_kspace, zero_filled
+    >>> d = simulate(torch.rand(2, 16, 16), coils=4, accel=2, center=4, seed=0)
+    >>> tr, ytr, va, yva, _ = split_kspace(d, 0.2, seed=1)
+    >>> mu, scores = choose_dc_weight(zero_filled(d) * 0, tr, ytr, va, yva, grid=(1e-3, 1.0))
+    >>> mu, sorted(scores) == [1e-3, 1.0, float("inf")]  # from a blank image, the samples win
+    (0.001, True)
+    """
+    if not grid or any(not m > 0 for m in grid):
+        raise ConfigError(f"the dc grid must hold weights > 0, got {grid}")
+    y_norm = float(torch.linalg.vector_norm(y_val)) or 1.0
+
+    def score(v: Tensor) -> float:
+        return float(torch.linalg.vector_norm(val_op(v) - y_val)) ** 2 / y_norm ** 2
+
+    scores = {math.inf: score(x)}
+    v = x
+    with torch.no_grad():
+        for mu in sorted(grid, reverse=True):  # each solve starts where the stiffer one ended
+            v = dc_step(x, train_op, y_train, mu, x0=v)
+            scores[mu] = score(v)
+    best = min(scores, key=lambda m: (scores[m], -m))
+    return (None if best == math.inf else best), scores
