@@ -139,7 +139,7 @@ TDDIP_PRESETS: dict[str, dict] = {
     # elsewhere 15 and 60 selected the same sweep (replayed on each run's held-out curve, bench/hybrid.py).
     # ``dc``: end with exact data consistency, its weight μ chosen per series on the held-out samples
     # (``dc_weight: "auto"``, deepprior.mri.dcweight). It gained 0.3-0.9 dB over the network image on every OCMR
-    # setting and 5.5 dB on PINCAT, where the former fixed μ = 3e-3 (tuned on noiseless OCMR R = 4) lost 1.0-1.2 dB
+    # setting and 5.5 dB on PINCAT. The former fixed μ = 3e-3 (tuned on noiseless OCMR R = 4) was 1.2-1.3 dB below it
     # at SNR 30 dB and with measured maps (docs/mri.md "Does it win?"). A number instead of "auto" fixes μ.
     "tddip-cpu": {"manifold": "circle", "cycles": 1, "mapnet": {"hidden": [512]}, "code_channels": 1,
                   "net": {"name": "tddip", "channels": 64, "blocks": 1}, "dc": True, "dc_weight": "auto", "patience": 60,

@@ -67,9 +67,9 @@ def choose_dc_weight(x: Tensor, train_op, y_train: Tensor, val_op, y_val: Tensor
     def score(v: Tensor) -> float:
         return float(torch.linalg.vector_norm(val_op(v) - y_val)) ** 2 / y_norm ** 2
 
-    scores = {math.inf: score(x)}
     v = x
     with torch.no_grad():
+        scores = {math.inf: score(x)}
         for mu in sorted(grid, reverse=True):  # each solve starts where the stiffer one ended
             v = dc_step(x, train_op, y_train, mu, x0=v)
             scores[mu] = score(v)
