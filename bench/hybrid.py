@@ -5,6 +5,7 @@
     python bench/hybrid.py --seeds 0 --methods "tddip --amp off --steps 6000 --patience 15"   # the former default
     python bench/hybrid.py --accel 4 --seeds 0 --methods "tddip --channels 32 --steps 15000"   # tuning setting
     python bench/hybrid.py --accel 4 --seeds 0 --methods tddip --dc-sweep   # score a grid of dc weights μ
+    python bench/hybrid.py --seeds 0 --methods tddip --blend --dc-sweep     # TDDIP blended with / pulling k-t TV
     python bench/hybrid.py --seeds 0 --setting "4 coils"    # a setting of bench/classical_tuned.py (PINCAT, measured maps…)
     python bench/hybrid.py --seeds 0 --setting "13 spokes" --methods tv tddip   # radial
 
@@ -24,6 +25,7 @@ own score curve (``*``: the rule had not fired by the end of the run), with the 
 patience only decides when to stop, so a run with a long patience answers for every shorter one.
 ``--dc-sweep`` scores, on each TDDIP row's network image, the final data-consistency step at several weights μ, and
 the hybrid "k-t TV pulled towards the network image" (``pics(..., prior=(x_net, μ))`` with the ``tv`` weights).
+``--blend`` scores α·x_net + (1 − α)·x_tv over α and says which α the held-out samples choose.
 """
 
 from __future__ import annotations
@@ -93,6 +95,27 @@ def dc_sweep(d, net, roi) -> None:
                   f"{mri_metrics(x, d.gt, roi)['psnr']:.2f} dB", flush=True)
 
 
+def blend(d, net, roi, seed: int) -> None:
+    """PSNR (FOV / ROI) of α·x_net + (1 − α)·x_tv over α, and the α the held-out samples choose: k-t TV solved on
+    TDDIP's training samples (the same seeded split) is blended with the network image and scored on the held-out
+    ones; the chosen α is then applied to k-t TV on all samples. Do the two priors' errors cancel?"""
+    from deepprior.mri.common import split_kspace, weighted
+
+    regs = {"tv": KT_TV_WEIGHT, "tv-t": KT_TV_TEMPORAL}
+    op, y = weighted(d)
+    tv = pics(op, y, regs).image
+    tr_op, y_tr, va_op, y_va, _ = split_kspace(d, 0.05, seed=seed + 11, dcf=True)  # tddip()'s split
+    tv_tr = pics(tr_op, y_tr, regs).image
+    norm = float(torch.linalg.vector_norm(y_va)) ** 2
+    scores = {}
+    for a in [i / 10 for i in range(11)]:
+        scores[a] = float(torch.linalg.vector_norm(va_op(a * net + (1 - a) * tv_tr) - y_va)) ** 2 / norm
+        x = a * net + (1 - a) * tv
+        print(f"    blend α {a:.1f}: held-out {scores[a]:.3e}, {mri_metrics(x, d.gt)['psnr']:.2f} / "
+              f"{mri_metrics(x, d.gt, roi)['psnr']:.2f} dB", flush=True)
+    print(f"    held-out choice: α {min(scores, key=scores.get):.1f}", flush=True)
+
+
 def replays(row: dict, patiences=(15, 30, 60)) -> str:
     """What the held-out rule would have delivered with shorter patiences on this run's score curve: the
     selected sweep and the network image's oracle PSNR there (the curve is the EMA, which is what is delivered)."""
@@ -143,6 +166,7 @@ def main():
     ap.add_argument("--json", default=None, help="rows (default bench/results/hybrid_R<accel>.json)")
     ap.add_argument("--plot", default=None, help="write the PSNR-against-seconds figure here (.png)")
     ap.add_argument("--dc-sweep", action="store_true", help="score dc weights and TV pulled to the network image")
+    ap.add_argument("--blend", action="store_true", help="score blends of the network image with k-t TV's")
     a = ap.parse_args()
     torch.set_num_threads(2)
     s = torch.from_numpy(abs(load_series(str(OCMR))))
@@ -191,6 +215,8 @@ def main():
             rows.append(row)
             if name == "tddip" and a.dc_sweep:
                 dc_sweep(d, r.info["network_image"], roi)
+            if name == "tddip" and a.blend:
+                blend(d, r.info["network_image"], roi, seed)
             print(f"| {seed} | {spec} | {row['psnr']:.2f} | {mr['psnr']:.2f} | {row['ssim']:.4f} | {net} | "
                   f"{r.seconds:.0f} | {where} |", flush=True)
     print("\n| method | PSNR mean ± sd | ROI PSNR mean ± sd | margin over tv, mean ± sd (per seed) |\n|---|---|---|---|")

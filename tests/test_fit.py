@@ -1,5 +1,6 @@
 import importlib
 import math
+import re
 
 import numpy as np
 import pytest
@@ -243,3 +244,41 @@ def test_amp_auto_is_bf16_exactly_where_the_device_has_bf16_units(monkeypatch):
     assert np.array_equal(run("auto"), fp32)
     with pytest.raises(ConfigError, match="amp must be"):
         FitConfig(amp="fp16")
+
+
+def test_announce_times_the_run_itself_and_names_each_phase():
+    import time
+
+    from deepprior.fit import Announce, FitState
+
+    lines = []
+    a = Announce(lines.append, "job", device="cpu", unit="sweep", detail=" of 3 frames", warmup=1, timed=2)
+    st = FitState(it=0, iters=100)
+    for it in range(5):
+        time.sleep(0.3 if it == 0 else 0.05)  # a slow first step (warm-up) is left out of the estimate
+        st.it = it
+        a.on_step_end(st)
+    assert len(lines) == 1 and lines[0].startswith("job on cpu, up to 100 sweeps of 3 frames, stops by itself: at most")
+    per = float(re.search(r"\(([\d.]+) s/sweep\)", lines[0]).group(1))
+    assert 0.04 <= per < 0.2, lines[0]
+    # phases (GIP's stages): each is timed and announced; only the first line names the job
+    b = Announce(lines.append, "job", stops=False, timed=1)
+    for name in ("cnn", "joint"):
+        b.begin_phase(name, 10)
+        for it in range(3):
+            st.it = it
+            b.on_step_end(st)
+    assert lines[1].startswith("job on cpu, cnn: 10 iterations: about")
+    assert lines[2].startswith("joint: 10 iterations: about") and len(lines) == 3
+
+
+def test_fit_state_says_whether_the_network_runs_in_bf16():
+    seen = []
+
+    class Probe(Callback):
+        def on_step_end(self, state):
+            seen.append(state.bf16)
+
+    x = torch.rand(1, 1, 8, 8)
+    fit(Pixels(x), Identity(), x, FitConfig(iters=2, amp="off"), callbacks=[Probe()])
+    assert seen == [False, False]

@@ -375,3 +375,28 @@ def test_ismrmrd_counters_are_kept_apart_never_overwritten(tmp_path):
     vol = np.abs(np.load(out))
     assert vol.shape == (2, n, n)
     assert vol[1].mean() == pytest.approx(0.5 * vol[0].mean(), rel=1e-3)
+
+
+def test_mri_recon_says_first_what_runs_where_and_for_how_long(tmp_path, capsys):
+    import re
+
+    import numpy as np
+
+    from deepprior.cli import main
+
+    np.save(tmp_path / "s.npy", np.random.default_rng(0).random((3, 16, 16)).astype(np.float32))
+    k = tmp_path / "k.h5"
+    assert main(["mri", "simulate", str(tmp_path / "s.npy"), "-o", str(k), "--coils", "2", "--accel", "2",
+                 "--center", "4"]) == 0
+    capsys.readouterr()
+    assert main(["mri", "recon", str(k), "--method", "tddip", "--iters", "24", "-o", str(tmp_path / "t.npy"),
+                 "--device", "cpu"]) == 0
+    first = capsys.readouterr().err.strip().splitlines()[0]
+    assert re.fullmatch(r"mri tddip: preset tddip-cpu on cpu( in bfloat16)?, up to 8 sweeps of 3 frames, stops by "
+                        r"itself: at most .+ \([\d.]+ s/sweep\)", first), first
+    assert main(["mri", "recon", str(k), "--method", "tv", "-o", str(tmp_path / "v.npy"), "--device", "cpu"]) == 0
+    assert capsys.readouterr().err.startswith("mri tv: ADMM on cpu, up to 100 iterations: at most ")
+    # --quiet: no line, and the direct methods take no time worth announcing
+    assert main(["mri", "recon", str(k), "--method", "tv", "-o", str(tmp_path / "q.npy"), "-q"]) == 0
+    assert main(["mri", "recon", str(k), "--method", "zerofill", "-o", str(tmp_path / "z.npy")]) == 0
+    assert capsys.readouterr().err == ""

@@ -382,8 +382,12 @@ def _run(d, method, iters, seed, device, quiet, ref, output, opts):
     from ..mri.io import save_recon
     from ..mri.methods import reconstruct
 
+    from ..mri.announce import announcer
+
     cbs = []
-    if not quiet and method in ("tv", "wavelet", "dip", "tddip", "gip", "dip-moco"):
+    if not quiet:  # the first line: what runs, where, for about how long
+        cbs = [a for a in [announcer(d, method, iters, device, opts, lambda line: echo(line, err=True))] if a]
+    if not quiet and method in ("dip", "tddip", "gip", "dip-moco"):
         from rich.console import Console
 
         from ..fit import ProgressBar

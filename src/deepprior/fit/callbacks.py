@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -69,6 +70,66 @@ class ProgressBar(Callback):
     def on_fit_end(self, state: FitState) -> None:
         if self._phase is None or self._done >= self._phase[1]:
             self._close()
+
+
+def format_seconds(sec: float) -> str:
+    """``95 → '95 s'``, ``400 → '7 min'``, ``9000 → '2.5 h'``: a run time as people say it.
+
+    >>> format_seconds(0.2), format_seconds(95), format_seconds(400), format_seconds(9000)
+    ('under 1 s', '95 s', '7 min', '2.5 h')
+    """
+    return "under 1 s" if sec < 1 else f"{sec:.0f} s" if sec < 120 else f"{sec / 60:.0f} min" if sec < 7200 else f"{sec / 3600:.1f} h"
+
+
+class Announce(Callback):
+    """Say once what runs and about how long it takes, timed on the run itself: after ``warmup`` iterations
+    (the first ones pay for allocation and kernel selection) and ``timed`` more, ``emit`` receives
+    ``"{what} on {device}[ in bfloat16], up to N {unit}s{detail}, stops by itself: at most T (s/{unit})"`` — or
+    "N {unit}s{detail}: about T" when ``stops`` is False. Multi-stage methods call :meth:`begin_phase`: each phase is timed and
+    announced on its own (its steps cost differently), the first line carrying ``what``.
+
+    >>> lines = []
+    >>> a = Announce(lines.append, "demo", device="cpu", timed=1)
+    >>> st = FitState(it=0, iters=10)
+    >>> for it in range(3):
+    ...     st.it = it; a.on_step_end(st)
+    >>> lines[0].startswith("demo on cpu, up to 10 iterations, stops by itself: at most")
+    True
+    """
+
+    def __init__(self, emit: Callable[[str], None], what: str, *, device: str = "cpu", stops: bool = True,
+                 unit: str = "iteration", detail: str = "", warmup: int = 1, timed: int = 2):
+        self.emit, self.what, self.device, self.stops, self.unit, self.detail = emit, what, device, stops, unit, detail
+        self.warmup, self.timed = warmup, timed
+        self._phase: tuple[str, int] | None = None
+        self._steps, self._t0, self._said, self._first = 0, None, False, True
+
+    def begin_phase(self, description: str, total: int) -> None:
+        self._phase, self._steps, self._t0, self._said = (description, total), 0, None, False
+
+    def end_phase(self) -> None:
+        self._phase = None
+
+    def on_fit_start(self, state: FitState) -> None:
+        if self._phase is None:  # a plain fit is its own phase
+            self._steps, self._t0, self._said = 0, None, False
+
+    def on_step_end(self, state: FitState) -> None:
+        if self._said:
+            return
+        self._steps += 1
+        if self._steps == self.warmup:
+            self._t0 = time.perf_counter()
+        elif self._steps == self.warmup + self.timed:
+            per = (time.perf_counter() - self._t0) / self.timed
+            name, total = self._phase or (None, state.iters)
+            n = f"{total} {self.unit}s{self.detail}"
+            bound = f"up to {n}, stops by itself: at most" if self.stops else f"{n}: about"
+            head = f"{self.what} on {self.device}{' in bfloat16' if state.bf16 else ''}" if self._first else ""
+            sep = ", " if head else ""
+            stage = f"{name}: " if name else ""
+            self.emit(f"{head}{sep}{stage}{bound} {format_seconds(per * total)} ({per:.3f} s/{self.unit})")
+            self._said, self._first = True, False
 
 
 class SaveEvery(Callback):

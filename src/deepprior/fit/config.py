@@ -138,6 +138,7 @@ class FitState:
     gt: Tensor | None = None
     selected: Tensor | None = None  # an iterate chosen by a callback (e.g. early stopping)
     selected_iter: int | None = None
+    bf16: bool = False  # the network runs under bfloat16 autocast (FitConfig.amp on this device)
 
 
 @dataclass

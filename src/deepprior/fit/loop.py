@@ -119,7 +119,8 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
         param.to(memory_format=torch.channels_last)
     # The compiled module shares param's tensors: checkpoints, snapshots and restores act on `param`.
     call = torch.compile(param) if cfg.compile else param
-    amp = torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=cfg.bf16_on(y.device))
+    state.bf16 = cfg.bf16_on(y.device)
+    amp = torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=state.bf16)
     # N independent images fitted in one run (BatchedDIP) sum their mean losses, so that each image's
     # gradient is exactly the one its own fit would see (a mean over the stack would divide it by N).
     n_independent = getattr(param, "independent", 1)

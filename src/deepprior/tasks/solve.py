@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..fit import Callback, FitConfig, FitResult, fit, resolve_device
+from ..fit import Callback, FitConfig, FitResult, fit, format_seconds, resolve_device
 from ..fit.stopping import STOP_RULES
 from ..metrics import psnr, ssim
 from ..nets import build_net, make_code
@@ -168,17 +168,13 @@ def _announce(announce, prob: Problem, param, cfg: FitConfig, what: str, dev, st
     per = step_seconds(param, prob.operator, prob.y, bf16=bf16)
     total = per * cfg.iters
     if check and dev.type == "cpu" and total > CPU_BUDGET_S:
-        raise ConfigError(f"{prob.task}: the default recipe ({what}) would take about {_duration(total)} on this CPU "
+        raise ConfigError(f"{prob.task}: the default recipe ({what}) would take about {format_seconds(total)} on this CPU "
                           f"({cfg.iters} iterations at {per:.2f} s); pass --preset to run it anyway, --iters N for a "
                           "shorter run, or --device cuda on a GPU")
     if announce is not None:
         bound = f"up to {cfg.iters} iterations, stops by itself ({stop}): at most" if stop != "none" else \
             f"{cfg.iters} iterations: about"
-        announce(f"{prob.task}: {what} on {dev.type}{' in bfloat16' if bf16 else ''}, {bound} {_duration(total)} ({per:.3f} s/iteration)")
-
-
-def _duration(sec: float) -> str:
-    return f"{sec:.0f} s" if sec < 120 else f"{sec / 60:.0f} min" if sec < 7200 else f"{sec / 3600:.1f} h"
+        announce(f"{prob.task}: {what} on {dev.type}{' in bfloat16' if bf16 else ''}, {bound} {format_seconds(total)} ({per:.3f} s/iteration)")
 
 
 def solve(problem: Problem, *, method: str = "dip", preset: str | dict | None = None, seed: int = 0,
