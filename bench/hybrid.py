@@ -21,8 +21,9 @@ seed. TDDIP's held-out rule chooses the iterate without ground truth; the oracle
 to draw the curves (``--plot``: PSNR against seconds, TDDIP's network image per sweep beside k-t TV's result).
 Each TDDIP row gives the network image's PSNR, the μ chosen and (Cartesian) the former fixed μ = 3·10⁻³ applied to
 the same network image; and which sweep the held-out rule would have selected with patience 15, 30 and 60 on its
-own score curve (``*``: the rule had not fired by the end of the run), with the network's oracle PSNR there — the
-patience only decides when to stop, so a run with a long patience answers for every shorter one.
+own score curve, each not before the last learning-rate drop + its patience as in ``tddip()`` (``*``: the rule had
+not fired by the end of the run), with the network's oracle PSNR there — the rule only decides when to stop, so a
+run with a long patience answers for every shorter one.
 ``--dc-sweep`` scores, on each TDDIP row's network image, the final data-consistency step at several weights μ, and
 the hybrid "k-t TV pulled towards the network image" (``pics(..., prior=(x_net, μ))`` with the ``tv`` weights).
 ``--blend`` scores α·x_net + (1 − α)·x_tv over α and says which α the held-out samples choose.
@@ -121,8 +122,9 @@ def replays(row: dict, patiences=(15, 30, 60)) -> str:
     selected sweep and the network image's oracle PSNR there (the curve is the EMA, which is what is delivered)."""
     out = []
     psnr = dict(zip(row["oracle_iters"], row["curve"][1]))
-    for pat in patiences:
-        sel, fired = replay(row["stop_scores"], row["stop_iters"], pat)
+    for pat in patiences:  # each with tddip()'s rule: not before the last learning-rate drop + the patience
+        drop = row.get("last_lr_drop", 0)
+        sel, fired = replay(row["stop_scores"], row["stop_iters"], pat, drop + pat if drop else 0)
         if sel is not None:
             out.append(f"p{pat}: {sel}{'' if fired is not None else '*'} {psnr[sel]:.2f}")
     best = max(psnr, key=psnr.get)
@@ -208,7 +210,7 @@ def main():
                 row["curve"] = [[times[i] for i in r.info["oracle_iters"]], r.info["oracle_psnr"]]
                 where = f"sweep {r.info['selected_sweep']} of {r.info['sweeps']}"
                 row.update(stop_scores=r.info["stop_scores"], stop_iters=r.info["stop_iters"],
-                           oracle_iters=r.info["oracle_iters"])
+                           oracle_iters=r.info["oracle_iters"], last_lr_drop=r.info["last_lr_drop"])
                 where += replays(row)
             else:
                 where = f"{r.iters} ADMM iterations"

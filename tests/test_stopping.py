@@ -160,3 +160,24 @@ def test_refit_runs_all_samples_for_the_chosen_count():
     assert torch.mean((full(r.fit.output) - p.y) ** 2) < torch.mean((full(held.fit.output) - p.y) ** 2)
     with pytest.raises(ConfigError, match="holdout"):
         solve(p, preset=preset, device="cpu", stop="wmv", refit=True)
+
+
+def test_holdout_waits_for_not_before_and_then_selects_the_later_minimum():
+    from deepprior.fit.config import FitState
+    from deepprior.fit.stopping import Holdout, replay
+    from deepprior.operators import Identity
+
+    scores = [3.0, 2.0, 2.5, 2.4, 2.6, 1.5, 1.6, 1.7, 1.8]  # a minimum, a rise past the patience, a lower one
+
+    def run(not_before):
+        h = Holdout(Identity(), torch.zeros(1), every=1, patience=2, count=1.0, not_before=not_before)
+        st = FitState(it=0, iters=len(scores))
+        for it, s in enumerate(scores):
+            st.it, st.x = it, torch.tensor([s ** 0.5])
+            h.on_step_end(st)
+            if st.stop:
+                break
+        return st.selected_iter, h.fired_at
+
+    assert run(0) == (1, 3) == replay(scores, list(range(len(scores))), 2)
+    assert run(5) == (5, 7) == replay(scores, list(range(len(scores))), 2, not_before=5)

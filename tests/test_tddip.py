@@ -328,3 +328,21 @@ def test_tddip_budget_follows_the_precision(monkeypatch, units):
     assert info["bf16"] is units and info["steps"] == (8 if units else 4)
     _, info = tddip(d, preset=p, stop="none", amp="off")
     assert info["bf16"] is False and info["steps"] == 4
+
+
+def test_tddip_holdout_rule_waits_for_the_last_learning_rate_drop():
+    from deepprior.fit.stopping import replay
+    from deepprior.presets import get_preset
+
+    d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0, snr_db=10)
+    p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
+    p["fit"] = {**p["fit"], "lr_step": 200, "lr": 1e-2, "ema": 0.0}  # a noisy held-out curve; drops at sweeps 50, 100
+    _, info = tddip(d, preset=p, steps=400, patience=2, seed=0, device="cpu", dc=False)
+    assert info["last_lr_drop"] == 50 and info["not_before"] == 52
+    early, fired = replay(info["stop_scores"], info["stop_iters"], 2)  # the rule without the wait
+    assert fired is not None and fired < 50
+    # with it: no stop before sweep 52, and the minimum it then delivers is a later, lower one
+    assert info["fired_at"] is None or info["fired_at"] >= 52
+    assert info["selected_sweep"] > early
+    scores = dict(zip(info["stop_iters"], info["stop_scores"]))
+    assert scores[info["selected_sweep"]] < scores[early]

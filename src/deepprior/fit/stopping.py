@@ -7,6 +7,11 @@
 * :class:`Holdout` — self-validation: a fraction of the measurements is held out of the data term;
   stop when their loss has not improved for ``patience`` steps, deliver the best iterate.
 
+``not_before`` keeps a rule from firing before a given step. A learning-rate drop can lower a score again after
+it has risen for longer than the patience (TDDIP's held-out score: a minimum near the first drop, beaten only
+after the second one, 1.6 dB higher — docs/mri.md), so a fit with a step schedule lets its last drop act for
+``patience`` steps before the rule may end it.
+
 All set ``state.selected``/``selected_iter`` (what :attr:`FitResult.output` returns) and
 ``state.stop``; their score curves are kept in ``self.scores``/``self.iters`` for plots.
 """
@@ -29,10 +34,10 @@ STOP_RULES = ("none", "wmv", "wmv-ema", "emv", "holdout")
 class _Detector(Callback):
     """Shared bookkeeping: a score per step, its running minimum, patience, the selected iterate."""
 
-    def __init__(self, patience: int, stop: bool):
+    def __init__(self, patience: int, stop: bool, not_before: int = 0):
         if patience < 1:
             raise ConfigError(f"patience must be ≥ 1, got {patience}")
-        self.patience, self.stop = patience, stop
+        self.patience, self.stop, self.not_before = patience, stop, not_before
         self.scores: list[float] = []
         self.iters: list[int] = []
         self.best_score = math.inf
@@ -61,24 +66,26 @@ class _Detector(Callback):
             # Deliver what the fit delivers at that step: the EMA when it keeps one, else the output.
             img = state.ema if state.ema is not None else state.x
             state.selected, state.selected_iter = img.clone(), state.it
-        elif self.best_iter is not None and state.it - self.best_iter >= self.patience:
+        elif self.best_iter is not None and state.it - self.best_iter >= self.patience and state.it >= self.not_before:
             self.fired_at = state.it
             state.stop = self.stop
 
 
-def replay(scores: list[float], iters: list[int], patience: int) -> tuple[int | None, int | None]:
-    """(selected step, step at which the rule fires) of a detector with ``patience`` on a recorded score curve —
-    the same rule as the live detectors. The patience only decides when to stop, so one run with a long patience
-    answers for every shorter one. ``(best, None)`` if it would not have fired within the curve.
+def replay(scores: list[float], iters: list[int], patience: int, not_before: int = 0) -> tuple[int | None, int | None]:
+    """(selected step, step at which the rule fires) of a detector with ``patience`` (and ``not_before``) on a
+    recorded score curve — the same rule as the live detectors. The rule only decides when to stop, so one run
+    that did not stop answers for every shorter one. ``(best, None)`` if it would not have fired within the curve.
 
-    >>> replay([3.0, 2.0, 2.5, 2.4, 2.6], [0, 1, 2, 3, 4], patience=2)
+    >>> replay([3.0, 2.0, 2.5, 2.4, 2.6, 1.5], [0, 1, 2, 3, 4, 5], patience=2)
     (1, 3)
+    >>> replay([3.0, 2.0, 2.5, 2.4, 2.6, 1.5], [0, 1, 2, 3, 4, 5], patience=2, not_before=5)
+    (5, None)
     """
     best, at = math.inf, None
     for s, it in zip(scores, iters):
         if s < best:
             best, at = s, it
-        elif at is not None and it - at >= patience:
+        elif at is not None and it - at >= patience and it >= not_before:
             return at, it
     return at, None
 
@@ -91,8 +98,9 @@ class WindowedVariance(_Detector):
     plus one float64 image.
     """
 
-    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True, source: str = "x"):
-        super().__init__(patience, stop)
+    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True, source: str = "x",
+                 not_before: int = 0):
+        super().__init__(patience, stop, not_before)
         if window < 2:
             raise ConfigError(f"window must be ≥ 2, got {window}")
         if source not in ("x", "ema"):
@@ -157,8 +165,8 @@ class Holdout(_Detector):
     ``source='ema'`` scores the moving average of the outputs (smoother; what the fit delivers)."""
 
     def __init__(self, val_op: Operator, y_val: Tensor, every: int = 10, patience: int = 500, stop: bool = True,
-                 count: float | None = None, source: str = "x"):
-        super().__init__(patience, stop)
+                 count: float | None = None, source: str = "x", not_before: int = 0):
+        super().__init__(patience, stop, not_before)
         if source not in ("x", "ema"):
             raise ConfigError(f"source must be 'x' or 'ema', got {source!r}")
         self.val_op, self.y_val, self.every, self.source = val_op, y_val, every, source

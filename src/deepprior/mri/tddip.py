@@ -140,7 +140,8 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     ``preset``: ``'tddip-cpu'`` (default, as on the command line) or ``'tddip'`` (the reference, a GPU
     setting), or a dict. ``stop``: ``'holdout'`` (hold out ``holdout`` of the acquired samples, stop when
     their loss has not improved for ``patience`` sweeps and deliver that iterate), ``'wmv'`` (ES-WMV on the
-    outputs) or ``'none'`` (run all ``steps``). ``steps`` counts optimizer steps of ``batch`` frames, as the
+    outputs) or ``'none'`` (run all ``steps``); neither rule fires before the schedule's last learning-rate drop has
+    run ``patience`` sweeps (``info["not_before"]``). ``steps`` counts optimizer steps of ``batch`` frames, as the
     reference. ``device``: ``'auto'`` takes a CUDA GPU when there is one.
     ``checkpoint``/``checkpoint_every``/``resume`` as in :func:`~deepprior.fit.fit` (counted in sweeps).
     ``init``: ``'tv'`` (the ``tv`` method's k-t TV solution at its defaults) or a complex series ``(T, H, W)`` —
@@ -219,11 +220,16 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     cbs = list(callbacks)
     stopper = None
     patience = patience or p.get("patience", 15)
+    # The held-out score can fall again after the learning rate drops, below a minimum it had risen from for more
+    # than the patience (OCMR: a minimum near sweep 200, beaten after the drop at 308): let the last drop act first.
+    last_drop = (sweeps - 1) // lr_step * lr_step
+    not_before = last_drop + patience if last_drop else 0
     if stop == "holdout":
         # scored on the EMA of the sweeps: smoother than single sweeps, and it is what is delivered
-        stopper = Holdout(va_op @ c2c, y_va * scale, every=1, patience=patience, count=count, source="ema")
+        stopper = Holdout(va_op @ c2c, y_va * scale, every=1, patience=patience, count=count, source="ema",
+                          not_before=not_before)
     elif stop == "wmv":
-        stopper = WindowedVariance(window=min(20, max(2, sweeps // 5)), patience=patience)
+        stopper = WindowedVariance(window=min(20, max(2, sweeps // 5)), patience=patience, not_before=not_before)
     if stopper is not None:
         cbs.insert(0, stopper)
     oracle = MRIOracle(ref.to(dev), to_image) if ref is not None else None
@@ -254,6 +260,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     info = {"method": "tddip", "dc": float(mu) if dc and mu is not None else None, "dc_scores": dc_scores, "bf16": bf16,
             "network_image": network,
             "steps": res.iters_run * per_sweep, "sweeps": res.iters_run, "batch": b or t_frames,
+            "last_lr_drop": last_drop, "not_before": not_before,
             "seconds": seconds, "scale": scale, "stop": stop, "selected_sweep": res.selected_iter,
             "loss": res.history["data"], "backtracks": res.backtracks,
             "params": sum(q.numel() for q in param.parameters()), "history": res.history}
