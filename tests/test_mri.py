@@ -395,7 +395,7 @@ def test_mri_recon_says_first_what_runs_where_and_for_how_long(tmp_path, capsys)
     assert re.fullmatch(r"mri tddip: preset tddip-cpu on cpu( in bfloat16)?, up to 8 sweeps of 3 frames, stops by "
                         r"itself: at most .+ \([\d.]+ s/sweep\)", first), first
     assert main(["mri", "recon", str(k), "--method", "tv", "-o", str(tmp_path / "v.npy"), "--device", "cpu"]) == 0
-    assert capsys.readouterr().err.startswith("mri tv: ADMM on cpu, up to 100 iterations: at most ")
+    assert capsys.readouterr().err.startswith("mri tv: ADMM on cpu, up to 100 iterations: about ")
     # --quiet: no line, and the direct methods take no time worth announcing
     assert main(["mri", "recon", str(k), "--method", "tv", "-o", str(tmp_path / "q.npy"), "-q"]) == 0
     assert main(["mri", "recon", str(k), "--method", "zerofill", "-o", str(tmp_path / "z.npy")]) == 0

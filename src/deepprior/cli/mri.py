@@ -379,10 +379,9 @@ def _reference(d, gt, key):
 def _run(d, method, iters, seed, device, quiet, ref, output, opts):
     """Run reconstruct() with a progress bar; on Ctrl-C write the image reached so far, then exit 130."""
     from ..fit import FitInterrupted
+    from ..mri.announce import announcer
     from ..mri.io import save_recon
     from ..mri.methods import reconstruct
-
-    from ..mri.announce import announcer
 
     cbs = []
     if not quiet:  # the first line: what runs, where, for about how long

@@ -78,15 +78,17 @@ def format_seconds(sec: float) -> str:
     >>> format_seconds(0.2), format_seconds(95), format_seconds(400), format_seconds(9000)
     ('under 1 s', '95 s', '7 min', '2.5 h')
     """
-    return "under 1 s" if sec < 1 else f"{sec:.0f} s" if sec < 120 else f"{sec / 60:.0f} min" if sec < 7200 else f"{sec / 3600:.1f} h"
+    if sec < 1:
+        return "under 1 s"
+    return f"{sec:.0f} s" if sec < 120 else f"{sec / 60:.0f} min" if sec < 7200 else f"{sec / 3600:.1f} h"
 
 
 class Announce(Callback):
     """Say once what runs and about how long it takes, timed on the run itself: after ``warmup`` iterations
     (the first ones pay for allocation and kernel selection) and ``timed`` more, ``emit`` receives
     ``"{what} on {device}[ in bfloat16], up to N {unit}s{detail}, stops by itself: at most T (s/{unit})"`` — or
-    "N {unit}s{detail}: about T" when ``stops`` is False. Multi-stage methods call :meth:`begin_phase`: each phase is timed and
-    announced on its own (its steps cost differently), the first line carrying ``what``.
+    "N {unit}s{detail}: about T" when ``stops`` is False. Multi-stage methods call :meth:`begin_phase`: each phase
+    is timed and announced on its own (its steps cost differently), the first line carrying ``what``.
 
     >>> lines = []
     >>> a = Announce(lines.append, "demo", device="cpu", timed=1)
