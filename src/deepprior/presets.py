@@ -141,6 +141,7 @@ TDDIP_PRESETS: dict[str, dict] = {
     # (``dc_weight: "auto"``, deepprior.mri.dcweight). It gained 0.3-0.9 dB over the network image on every OCMR
     # setting and 5.5 dB on PINCAT. The former fixed μ = 3e-3 (tuned on noiseless OCMR R = 4) was 1.2-1.3 dB below it
     # at SNR 30 dB and with measured maps (docs/mri.md "Does it win?"). A number instead of "auto" fixes μ.
+    # ``patience`` (sweeps) counts only after the last learning-rate drop has run that long (tddip's not_before).
     "tddip-cpu": {"manifold": "circle", "cycles": 1, "mapnet": {"hidden": [512]}, "code_channels": 1,
                   "net": {"name": "tddip", "channels": 64, "blocks": 1}, "dc": True, "dc_weight": "auto", "patience": 60,
                   "fit": {"steps": 12000, "batch": 1, "lr": 1e-3, "lr_step": 4000, "lr_gamma": 0.5, "ema": 0.9,
