@@ -220,8 +220,9 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     cbs = list(callbacks)
     stopper = None
     patience = patience or p.get("patience", 15)
-    # The held-out score can fall again after the learning rate drops, below a minimum it had risen from for more
-    # than the patience (OCMR: a minimum near sweep 200, beaten after the drop at 308): let the last drop act first.
+    # After a learning-rate drop the held-out score can rise for longer than the patience and then fall below its
+    # earlier minimum (OCMR R = 8: a minimum at sweep 202, 48 after the first drop, beaten from sweep 269 on; the
+    # rule had fired at 262): the rule waits until the last drop has run `patience` sweeps.
     last_drop = (sweeps - 1) // lr_step * lr_step
     not_before = last_drop + patience if last_drop else 0
     if stop == "holdout":
