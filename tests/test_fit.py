@@ -270,6 +270,15 @@ def test_announce_times_the_run_itself_and_names_each_phase():
             b.on_step_end(st)
     assert lines[1].startswith("job on cpu, cnn: 10 iterations: about")
     assert lines[2].startswith("joint: 10 iterations: about") and len(lines) == 3
+    # a time limit below the estimate caps the bound and is named; above it, it is not mentioned
+    for limit, capped in ((1.0, True), (1e4, False)):
+        c = Announce(lines.append, "job", timed=1, limit=limit)
+        st = FitState(it=0, iters=1000)
+        for it in range(2):
+            time.sleep(0.02)
+            st.it = it
+            c.on_step_end(st)
+        assert ("at most 1 s, its time limit (" in lines[-1]) == capped, lines[-1]
 
 
 def test_fit_state_says_whether_the_network_runs_in_bf16():

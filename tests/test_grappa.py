@@ -51,9 +51,10 @@ def test_dip_data_consistency_puts_every_measured_sample_back():
     from deepprior.mri.dip import dip_static
 
     d = simulate(_phantom(32), coils=1, pattern="random", accel=3, center=6, seed=0)
-    x, info = dip_static(d, preset=TINY, device="cpu", stop="holdout", holdout=0.2)
-    raw, _ = dip_static(d, preset=TINY, device="cpu", stop="holdout", holdout=0.2, dc=False)
-    assert info["dc"] is True and torch.equal(info["network_image"], raw)
+    replace = {**TINY, "dc_weight": "replace"}  # ConvDecoder's step
+    x, info = dip_static(d, preset=replace, device="cpu", stop="holdout", holdout=0.2)
+    raw, _ = dip_static(d, preset=replace, device="cpu", stop="holdout", holdout=0.2, dc=False)
+    assert info["dc"] == "replace" and torch.equal(info["network_image"], raw)
     tr_op, y_tr, va_op, y_va, _ = split_kspace(d, 0.2, seed=11)  # dip_static's split (seed + 11)
     # single coil: the delivered image reproduces every acquired sample, the held-out ones too (they only chose
     # the iterate); the network's own image does not
@@ -61,12 +62,67 @@ def test_dip_data_consistency_puts_every_measured_sample_back():
         assert float((op(x) - y).abs().max()) < 1e-5 * float(y.abs().max())
         assert float((op(raw) - y).norm()) > 0.1 * float(y.norm())
     multi = simulate(_phantom(32), coils=4, pattern="random", accel=3, center=6, seed=0)
-    on, off = (dip_static(multi, preset=TINY, device="cpu", dc=v)[0] for v in (True, False))
+    on, off = (dip_static(multi, preset=replace, device="cpu", dc=v)[0] for v in (True, False))
     res = lambda v: float((multi.operator(v) - multi.kspace).norm())  # noqa: E731
     assert res(on) < 0.5 * res(off)
     r = simulate(_phantom(32), coils=2, spokes=8, seed=0)
     with pytest.raises(ConfigError, match="radial"):
-        dip_static(r, preset=TINY, device="cpu", dc=True)
+        dip_static(r, preset=replace, device="cpu", dc=True)
+    assert dip_static(r, preset=replace, device="cpu")[1]["dc"] is None  # the default step skips radial data
+    with pytest.raises(ConfigError, match="dc_weight"):
+        dip_static(d, preset={**TINY, "dc_weight": -1}, device="cpu")
+
+
+@pytest.mark.parametrize("radial", [False, True])
+def test_dip_auto_dc_weight_is_chosen_on_samples_the_fit_never_saw(radial):
+    """The default step: the fit trains without the held-out samples even with stop='none'; the candidate with the
+    least estimated error is applied (Cartesian: against a fully sampled acquisition, ConvDecoder's replacement
+    among the candidates; radial: on the held-out samples), and the image fits the acquired samples better."""
+    from deepprior.mri.common import data_consistency, weighted
+    from deepprior.mri.dip import dip_static
+
+    d = (simulate(_phantom(32), coils=2, spokes=12, seed=0) if radial else
+         simulate(_phantom(32), coils=4, pattern="random", accel=3, center=6, seed=0))
+    p = {**TINY, "fit": {"iters": 30, "lr": 0.01, "ema": None}}
+    x, info = dip_static(d, preset=p, device="cpu")  # stop="none": runs every iteration
+    assert info["iters"] == 30 and info["selected"] is None
+    (scores,) = info["dc_scores"]  # one frame: one choice
+    assert float("inf") in scores and ("replace" in scores) != radial and len(scores) >= 4
+    best = min(scores, key=scores.get)
+    assert info["dc"] == [None if best == float("inf") else best] and info["dc"] != [None]
+    net = info["network_image"]
+    op, y = weighted(d)
+    res = lambda v: float((op(v) - y).norm())  # noqa: E731
+    assert res(x) < 0.9 * res(net)
+    if best == "replace":
+        torch.testing.assert_close(x, data_consistency(net, d.operator, d.kspace, d.maps))
+    # the held-out samples were left out of the fit: without dc (no held-out samples needed) the same seeded fit
+    # sees every sample and ends elsewhere
+    full, _ = dip_static(d, preset=p, device="cpu", dc=False)
+    assert not torch.equal(full, net)
+
+
+def test_acquisition_estimate_tracks_the_error_against_a_fully_sampled_reference():
+    """The Cartesian estimate (acquired residual + held-out error scaled to the unacquired positions) picks a step
+    whose image is nearer the noisy fully sampled k-space than a blurred network image, and the scan of the grid
+    ends two weights after its best."""
+    from deepprior.mri.common import split_kspace
+    from deepprior.mri.dcweight import choose_dc_for_acquisition
+
+    d = simulate(_phantom(32)[None], coils=4, pattern="random", accel=3, center=6, seed=0, snr_db=20)
+    full = simulate(_phantom(32)[None], coils=4, pattern="random", accel=1, center=32, seed=0, snr_db=20)
+    split = split_kspace(d, 0.2, seed=1)[:4]
+    unseen = float((1 - d.mask).sum() / split[2].mask.sum())
+    blurred = torch.nn.functional.avg_pool2d(d.gt.real[None], 3, 1, 1)[0].to(torch.complex64)
+    c, est, img = choose_dc_for_acquisition(blurred, split, d.operator, d.kspace, unseen)
+    assert c is not None and est[c] == min(est.values())
+    # the scan went from μ = 1 down and stopped two weights after its best, or ran out of grid
+    mus = [m for m in est if m != float("inf")]
+    assert mus == sorted(mus, reverse=True) and (mus[-1] == 1e-4 or mus.index(c) == len(mus) - 3)
+    # the chosen image is nearer the noisy fully sampled acquisition (on this sampling pattern's unacquired
+    # and acquired samples alike) than the network image
+    err = lambda v: float((full.operator(v) - full.kspace).norm())  # noqa: E731
+    assert err(img) < err(blurred)
 
 
 def test_dip_tv_penalty_smooths_the_output():

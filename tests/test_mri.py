@@ -249,9 +249,13 @@ def test_static_dip_mri_fits_every_frame_at_the_reference_scale():
     # this tiny ReLU/BatchNorm fit amplifies that chaotically after a few Adam steps; coupled frames would
     # differ at once by orders of magnitude more
     preset["fit"]["iters"] = 3
-    x2, _ = dip_static(d, preset=preset, device="cpu")
-    x1, _ = dip_static(d.frame(1), preset=preset, device="cpu")
-    torch.testing.assert_close(x1[0], x2[1], rtol=1e-4, atol=1e-5)
+    x2, i2 = dip_static(d, preset=preset, device="cpu")
+    x1, i1 = dip_static(d.frame(1), preset=preset, device="cpu")
+    torch.testing.assert_close(i1["network_image"][0], i2["network_image"][1], rtol=1e-4, atol=1e-5)
+    # the data-consistency weight is chosen per frame on that frame's own held-out samples; its CG solve (which
+    # stops at a tolerance) turns the 1e-6 rounding into ~1e-4
+    assert i1["dc"] == i2["dc"][1:]
+    torch.testing.assert_close(x1[0], x2[1], rtol=0, atol=2e-3)
 
 
 ISMRMRD_XML = """<?xml version="1.0" encoding="utf-8"?>

@@ -309,7 +309,10 @@ def test_tddip_auto_dc_needs_the_held_out_samples(radial):
     x, info = tddip(d, preset={**p, "dc": True}, steps=2, stop="none")
     assert info["dc"] is None and torch.equal(x, info["network_image"])
     x, info = tddip(d, preset={**p, "dc": True}, steps=4, stop="holdout", holdout=0.2)
-    assert set(info["dc_scores"]) >= {float("inf")} and len(info["dc_scores"]) == 10
+    scores = info["dc_scores"]
+    assert float("inf") in scores and len(scores) >= 3  # ∞, then the grid from μ = 1 down to two past its best
+    assert info["dc"] == min((m for m in scores if scores[m] == min(scores.values())), key=lambda m: -m) or \
+        (info["dc"] is None and min(scores, key=scores.get) == float("inf"))
     assert (info["dc"] is None) == torch.equal(x, info["network_image"])
 
 
@@ -346,3 +349,26 @@ def test_tddip_holdout_rule_waits_for_the_last_learning_rate_drop():
     assert info["selected_sweep"] > early
     scores = dict(zip(info["stop_iters"], info["stop_scores"]))
     assert scores[info["selected_sweep"]] < scores[early]
+
+
+def test_tddip_time_limit_ends_the_fit_with_the_held_out_choice_so_far():
+    """A wall-clock budget (the preset's time_limit): the fit ends at the first sweep past it, before its step
+    budget, and delivers the sweep the held-out rule had selected by then (not simply the last one)."""
+    from deepprior.presets import get_preset
+
+    d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0, snr_db=10)
+    p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
+    p["fit"] = {**p["fit"], "lr": 1e-2, "ema": 0.0}
+    _, full = tddip(d, preset=p, steps=120, patience=1000, seed=0, device="cpu", dc=False, time_limit=0)
+    assert full["time_limited"] is None and full["sweeps"] == 30
+    per_sweep = full["seconds"] / 30
+    x, info = tddip(d, preset={**p, "time_limit": 12 * per_sweep}, steps=120, patience=1000, seed=0, device="cpu",
+                    dc=False)
+    assert info["time_limit"] == pytest.approx(12 * per_sweep)
+    assert info["time_limited"] is not None and info["sweeps"] == info["time_limited"] + 1 < 30
+    scores = dict(zip(info["stop_iters"], info["stop_scores"]))
+    assert info["selected_sweep"] == min(scores, key=scores.get)
+    # the same seeded fit up to there: its curve is the full run's first sweeps
+    assert info["stop_scores"] == pytest.approx(full["stop_scores"][:info["sweeps"]], rel=1e-5)
+    with pytest.raises(ConfigError, match="time limit"):
+        tddip(d, preset=p, steps=8, device="cpu", dc=False, time_limit=-1)

@@ -199,9 +199,8 @@ _FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_ki
 @click.option("--tv-weight", type=click.FloatRange(min=0), default=None,
               help="dip, tddip: DIP-TV, a TV penalty on the network output (the tv method's scale; default 0 = none).")
 @click.option("--dc/--no-dc", default=None,
-              help="dip: end with the data-consistency step (measured samples kept; default on for Cartesian data); "
-                   "tddip: end with exact data consistency, its weight chosen on the held-out samples (default: "
-                   "the preset's).")
+              help="dip, tddip: end with exact data consistency towards the network image, its weight chosen on "
+                   "held-out samples (default: the preset's, on).")
 @click.option("--motion", "motion_path", type=click.Path(), default=None,
               help="Multi-shot data: a (shots, 3) motion file (.csv/.npy: dx px, dy px, rotation °) — the known motion "
                    "for cgsense, the start for cg-moco/dip-moco.")

@@ -88,7 +88,8 @@ class Announce(Callback):
     (the first ones pay for allocation and kernel selection) and ``timed`` more, ``emit`` receives
     ``"{what} on {device}[ in bfloat16], up to N {unit}s{detail}, stops by itself: at most T (s/{unit})"`` — or
     "N {unit}s{detail}: about T" when ``stops`` is False. Multi-stage methods call :meth:`begin_phase`: each phase
-    is timed and announced on its own (its steps cost differently), the first line carrying ``what``.
+    is timed and announced on its own (its steps cost differently), the first line carrying ``what``. ``limit``
+    (seconds): the fit's time limit, which caps the bound and is named when it is the smaller.
 
     >>> lines = []
     >>> a = Announce(lines.append, "demo", device="cpu", timed=1)
@@ -100,8 +101,9 @@ class Announce(Callback):
     """
 
     def __init__(self, emit: Callable[[str], None], what: str, *, device: str = "cpu", stops: bool = True,
-                 unit: str = "iteration", detail: str = "", warmup: int = 1, timed: int = 2):
+                 unit: str = "iteration", detail: str = "", warmup: int = 1, timed: int = 2, limit: float | None = None):
         self.emit, self.what, self.device, self.stops, self.unit, self.detail = emit, what, device, stops, unit, detail
+        self.limit = limit
         self.warmup, self.timed = warmup, timed
         self._phase: tuple[str, int] | None = None
         self._steps, self._t0, self._said, self._first = 0, None, False, True
@@ -130,7 +132,10 @@ class Announce(Callback):
             head = f"{self.what} on {self.device}{' in bfloat16' if state.bf16 else ''}" if self._first else ""
             sep = ", " if head else ""
             stage = f"{name}: " if name else ""
-            self.emit(f"{head}{sep}{stage}{bound} {format_seconds(per * total)} ({per:.3f} s/{self.unit})")
+            est = format_seconds(per * total)
+            if self.limit and self.limit < per * total:
+                est = f"{format_seconds(self.limit)}, its time limit ({est} for every {self.unit})"
+            self.emit(f"{head}{sep}{stage}{bound} {est} ({per:.3f} s/{self.unit})")
             self._said, self._first = True, False
 
 

@@ -15,6 +15,7 @@ may end it.
 
 All set ``state.selected``/``selected_iter`` (what :attr:`FitResult.output` returns) and
 ``state.stop``; their score curves are kept in ``self.scores``/``self.iters`` for plots.
+:class:`TimeLimit` ends a fit at a wall-clock budget; the iterate a rule above has selected so far is delivered.
 """
 
 from __future__ import annotations
@@ -216,6 +217,29 @@ class Discrepancy(Callback):
             img = state.ema if state.ema is not None else state.x
             state.selected, state.selected_iter = img.clone(), state.it
             state.stop = True
+
+
+class TimeLimit(Callback):
+    """End the fit once it has run ``seconds`` (wall clock, counted as the loop counts ``state.elapsed``, resumed
+    time included): a budget that holds on a slower or busier machine than the one a preset was sized on. Put it
+    after the stop rules, so that the last step's score is counted before the fit ends; the loop then delivers
+    what they selected so far. ``fired_at`` is the step it ended the fit after (None: it did not).
+
+    >>> t = TimeLimit(60.0)
+    >>> st = FitState(it=5, iters=10, elapsed=61.0)
+    >>> t.on_step_end(st); st.stop, t.fired_at
+    (True, 5)
+    """
+
+    def __init__(self, seconds: float):
+        if not seconds > 0:
+            raise ConfigError(f"the time limit must be > 0 seconds, got {seconds}")
+        self.seconds = float(seconds)
+        self.fired_at: int | None = None
+
+    def on_step_end(self, state: FitState) -> None:
+        if state.elapsed >= self.seconds and state.it + 1 < state.iters:
+            state.stop, self.fired_at = True, state.it
 
 
 def holdout_split(sampled: Tensor, fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:

@@ -93,14 +93,15 @@ def kspace_scale(untrained: Tensor, data: MRIData) -> float:
     return float(torch.linalg.vector_norm(untrained) / torch.linalg.vector_norm(zero_filled(data)))
 
 
-def split_kspace(data: MRIData, fraction: float, seed: int = 0, dcf: bool = False):
+def split_kspace(data: MRIData, fraction: float, seed: int = 0, dcf: bool = False, per_frame: bool = False):
     """Hold out a seeded ``fraction`` of the acquired k-space samples for self-validation.
 
     Returns ``(train_op, y_train, val_op, y_val, count)``: complex-image operators on the training
     and held-out samples, their data, and the number of held-out samples. Cartesian: points of the
     mask; radial: samples of the trajectory (0/1 sample weights; ``dcf`` density-compensates both, so
     that the held-out loss weighs all spatial frequencies as the image error does, not mostly the
-    over-sampled centre).
+    over-sampled centre). ``per_frame``: each frame's samples are split as if it were alone (the same seed per
+    frame), so that a frame's split does not depend on the others (independent per-frame fits).
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
@@ -114,15 +115,22 @@ def split_kspace(data: MRIData, fraction: float, seed: int = 0, dcf: bool = Fals
 
         op = data.operator
         t, c, k = data.kspace.shape
-        tr, va = holdout_split(torch.ones(t, k), fraction, seed=seed)
+        tr, va = _holdout(torch.ones(t, k), fraction, seed, per_frame)
         w = radial_weights(data, dcf)
         tr, va = tr.to(w.device), va.to(w.device)
         tr_op, va_op = Weighted(op, tr * w), Weighted(op, va * w)
         return tr_op, tr_op.sw * data.kspace, va_op, va_op.sw * data.kspace, float(va.sum()) * c
-    tr, va = holdout_split(data.mask.cpu(), fraction, seed=seed)
+    tr, va = _holdout(data.mask.cpu(), fraction, seed, per_frame and data.mask.ndim == 3)
     tr, va = tr.to(data.mask.device), va.to(data.mask.device)
     tr_op, va_op = CartesianSENSE(tr, data.maps), CartesianSENSE(va, data.maps)
     return tr_op, data.kspace * tr[:, None], va_op, data.kspace * va[:, None], float(va.sum()) * data.kspace.shape[1]
+
+
+def _holdout(sampled: Tensor, fraction: float, seed: int, per_frame: bool) -> tuple[Tensor, Tensor]:
+    if not per_frame:
+        return holdout_split(sampled, fraction, seed=seed)
+    parts = [holdout_split(f, fraction, seed=seed) for f in sampled]
+    return torch.stack([tr for tr, _ in parts]), torch.stack([va for _, va in parts])
 
 
 class MRIOracle(Callback):

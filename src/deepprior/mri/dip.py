@@ -16,7 +16,8 @@ from ..nets import build_net, make_code
 from ..params import DIP, BatchedDIP
 from ..presets import resolve
 from ..regularizers import TV
-from .common import check_network_memory, data_consistency, image_on_interrupt, kspace_scale, split_kspace, support
+from .common import check_network_memory, data_consistency, image_on_interrupt, kspace_scale, split_kspace, support, weighted
+from .dcweight import choose_dc_for_acquisition, choose_dc_weight, dc_step
 from .data import MRIData
 from .operators import ChannelsToComplex
 
@@ -75,15 +76,24 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
     Each frame's k-space is scaled as in ConvDecoder: y_t ← y_t · ‖f_t(z)‖ / ‖Aᴴ_t y_t‖ with the untrained
     output, so that the network starts at the data's scale; the result is scaled back. Divergence
     backtracking, when the preset asks for it, acts on all frames together (the summed loss). Where the coil
-    maps are zero the image is 0. ``stop='holdout'`` holds ``holdout`` of the acquired samples out of the fit,
-    scores the EMA on them every 10 steps and delivers the best, stopping after ``patience`` (default 300)
-    steps without improvement. ``tv_weight`` λ > 0 adds DIP-TV's total-variation penalty on the output
-    (Liu et al., ICASSP 2019), with λ on the scale of the ``tv`` method's weight. ``dc`` (default: on for
-    Cartesian data) ends with ConvDecoder's data-consistency step: every coil's k-space of the network image
-    keeps the network's values only where nothing was acquired and takes the measured samples elsewhere (all of
-    them, held-out ones included, once the iterate is chosen), ``x ← x + Aᴴ(y − Ax) / Σ|S|²`` — the network
-    fills the gaps, the scanner keeps its samples. ``checkpoint``/``checkpoint_every``/``resume`` as in
-    :func:`~deepprior.fit.fit`.
+    maps are zero the image is 0. ``stop='holdout'`` scores the EMA on the held-out samples every 10 steps and
+    delivers the best, stopping after ``patience`` (default 300) steps without improvement. ``tv_weight`` λ > 0
+    adds DIP-TV's total-variation penalty on the output (Liu et al., ICASSP 2019), with λ on the scale of the
+    ``tv`` method's weight.
+
+    ``dc`` (default: the preset's, on) ends with data consistency towards the network image, over all acquired
+    samples (held-out ones included, once the iterate is chosen). The preset's ``dc_weight`` says which:
+    ``'auto'`` (the default) chooses per frame, on its held-out samples, between the network image, the exact step
+    ``min ½‖Ax − y‖² + μ/2‖x − x_net‖²`` for μ on a grid, and (Cartesian) ConvDecoder's replacement: the one with
+    the least estimated error against a fully sampled acquisition
+    (:func:`~deepprior.mri.dcweight.choose_dc_for_acquisition`; radial data: the μ that predicts the held-out
+    samples best, :func:`~deepprior.mri.dcweight.choose_dc_weight`). ``'replace'`` is ConvDecoder's step,
+    ``x ← x + Aᴴ(y − Ax) / Σ|S|²`` (every coil keeps the measured samples; Cartesian only); a number fixes μ.
+    Held-out samples (``holdout`` of each frame's acquired ones, seeded, drawn per frame) are kept out of the fit
+    when the stop rule or the ``'auto'`` step needs them. ``info["dc"]`` is the step taken: ``'replace'``, μ, or
+    for ``'auto'`` a list of each frame's choice (μ, ``'replace'``, or None: the network image kept;
+    ``info["dc_scores"]`` their estimates); None without a step.
+    ``checkpoint``/``checkpoint_every``/``resume`` as in :func:`~deepprior.fit.fit`.
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
@@ -110,22 +120,18 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
     y = data.kspace * scale[0] if t == 1 else data.kspace * torch.tensor(scale, device=dev)[:, None, None, None]
     scale = torch.tensor(scale, device=dev)
     cbs = list(callbacks)
-    stopper = None
-    if dc is None:
-        dc = not data.radial
-    elif dc and data.radial:
-        raise ConfigError("the data-consistency step (dc) replaces Cartesian samples; radial data take dc=False")
-    if stop == "holdout":
-        tr_op, y_tr, va_op, y_va, count = split_kspace(data, holdout, seed=seed + 11)
-        sc = scale[:, None, None, None]
-        y, y_va = y_tr * sc, y_va * sc
-        op = tr_op @ c2c
-        stopper = Holdout(va_op @ c2c, y_va, every=10, patience=patience or 300, count=count, source="ema")
-        cbs.insert(0, stopper)
-    elif stop == "none":
-        op = data.operator @ c2c
-    else:
+    dc, weight = _dc_choice(p, dc, data.radial)
+    if stop not in ("holdout", "none"):
         raise ConfigError(f"unknown stop rule {stop!r} for static DIP; choose holdout or none")
+    op = data.operator @ c2c
+    if stop == "holdout" or weight == "auto":
+        tr_op, y_tr, va_op, y_va, count = split_kspace(data, holdout, seed=seed + 11, per_frame=True)
+        sc = scale[:, None, None, None]
+        y = y_tr * sc
+        op = tr_op @ c2c
+        if stop == "holdout":
+            cbs.insert(0, Holdout(va_op @ c2c, y_va * sc, every=10, patience=patience or 300, count=count,
+                                  source="ema"))
     where = support(data)
     to_image = lambda x: c2c(x) / scale[:, None, None] * where  # noqa: E731
     # One frame: its loss is the loop's own data term; only a series needs the extra per-frame misfit.
@@ -142,14 +148,56 @@ def dip_static(data: MRIData, *, preset: str | dict | None = None, seed: int = 0
                      checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     img = to_image(result.output).detach()
     network = img.cpu()
-    if dc:
+    scores = None
+    if weight == "auto":
+        img, weight, scores = _auto_dc(img, data, holdout, seed + 11)
+    elif weight == "replace":
         with torch.no_grad():
-            # every acquired sample, the held-out ones included: they have done their job (choosing the
-            # iterate), and the delivered image should agree with everything the scanner measured
             img = data_consistency(img, data.operator, data.kspace, data.maps)
+    elif dc:
+        img = dc_step(img, *weighted(data), float(weight)).detach()
     img = img.cpu()
     per_frame = [[v] for v in result.history["data"]] if frame_loss is None else frame_loss.history
     return img, {"history": result.history, "frame_loss": per_frame, "iters": result.iters_run,
                  "scale": scale.tolist(), "backtracks": result.backtracks, "fit": result,
-                 "selected": result.selected_iter, "stop": stop, "dc": dc,
+                 "selected": result.selected_iter, "stop": stop, "dc": weight if dc else None, "dc_scores": scores,
                  "network_image": network}
+
+
+def _auto_dc(img: Tensor, data: MRIData, holdout: float, seed: int) -> tuple[Tensor, list, list]:
+    """Each frame's data-consistency step chosen on its own held-out samples (frames stay independent fits).
+    Cartesian: the candidate (μ grid, ConvDecoder's replacement, the network image) with the least estimated error
+    against a fully sampled acquisition; radial (no grid of unacquired positions): the μ whose step predicts the
+    held-out samples best, on the density-compensated split, so that the solves converge as on a grid."""
+    tr_op, y_tr, va_op, y_va, _ = split_kspace(data, holdout, seed=seed, dcf=True, per_frame=True)
+    op, y = weighted(data)
+    out, choices, scores = [], [], []
+    for t in range(data.frames):
+        i = torch.tensor([t])
+        split = (tr_op.select(i), y_tr[i], va_op.select(i), y_va[i])
+        if data.radial:
+            c, sc = choose_dc_weight(img[i], *split)
+            x = img[i] if c is None else dc_step(img[i], op.select(i), y[i], c).detach()
+        else:
+            mask, held = data.mask[min(t, data.mask.shape[0] - 1)], va_op.mask[min(t, va_op.mask.shape[0] - 1)]
+            unseen = float((mask.numel() - mask.sum()) / held.sum())
+            replace = {"replace": lambda o, v, i=i: data_consistency(img[i], o, v, data.maps)}
+            c, sc, x = choose_dc_for_acquisition(img[i], split, op.select(i), y[i], unseen, extra=replace)
+        out.append(x.detach())
+        choices.append(c)
+        scores.append(sc)
+    return torch.cat(out), choices, scores
+
+
+def _dc_choice(preset: dict, dc: bool | None, radial: bool) -> tuple[bool, str | float | None]:
+    """(dc on?, its weight: 'auto', 'replace' or μ; None when off) from the preset and the caller's ``dc``."""
+    weight = preset.get("dc_weight", "auto")
+    if weight not in ("auto", "replace") and not (isinstance(weight, (int, float)) and weight > 0):
+        raise ConfigError(f"the preset's dc_weight must be 'auto', 'replace' or a number > 0, got {weight!r}")
+    on = preset.get("dc", True) if dc is None else dc
+    if on and weight == "replace" and radial:
+        if dc:  # asked for explicitly
+            raise ConfigError("ConvDecoder's data-consistency step (dc_weight 'replace') replaces Cartesian samples; "
+                              "radial data take dc_weight 'auto' or dc=False")
+        on = False
+    return bool(on), (weight if on else None)

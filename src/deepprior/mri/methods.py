@@ -30,7 +30,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "lps": ("lambda_l", "lambda_s"),
     "dip": ("preset", "lr", "stop", "holdout", "patience", "tv_weight", "dc", "checkpoint", "checkpoint_every", "resume"),
     "tddip": ("preset", "manifold_kind", "cycles", "coords", "batch", "stop", "holdout", "patience", "dcf",
-              "checkpoint", "checkpoint_every", "resume", "lr", "init", "dc", "tv_weight"),
+              "checkpoint", "checkpoint_every", "resume", "lr", "init", "dc", "tv_weight", "time_limit"),
     "gip": ("preset", "stop", "holdout", "admm_stage", "log", "checkpoint", "checkpoint_every", "resume"),
     "cg-moco": ("lam", "motion", "outer", "levels"),
     "dip-moco": ("preset", "lr", "motion_lr", "motion", "stop", "holdout", "patience", "dc_iters", "checkpoint",
@@ -208,7 +208,7 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
         x, dinfo = dip_static(d, seed=seed, callbacks=callbacks, device=dev, iters=iters, **options)
         history, n, selected = dinfo.pop("history"), dinfo["iters"], dinfo["selected"]
         info.update(frame_loss=dinfo["frame_loss"], scale=dinfo["scale"], backtracks=dinfo["backtracks"], dc=dinfo["dc"],
-                    network_image=dinfo["network_image"])
+                    dc_scores=dinfo["dc_scores"], network_image=dinfo["network_image"])
     elif method == "tddip":
         from .tddip import tddip
 

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, InputError
 from ..fit import FitConfig, fit, resolve_device
-from ..fit.stopping import Holdout, WindowedVariance
+from ..fit.stopping import Holdout, TimeLimit, WindowedVariance
 from ..nets import MapNet, build_net
 from ..nets.common import center_crop
 from ..params import Offset, Parameterization, render
@@ -131,7 +131,8 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
           manifold_kind: str | None = None, cycles: float | None = None, coords=None, stop: str = "holdout",
           holdout: float = 0.05, patience: int | None = None, dcf: bool = True, seed: int = 0, callbacks=(),
           ref: Tensor | None = None, device: str | torch.device = "auto", checkpoint=None, checkpoint_every: int = 0,
-          resume=None, init=None, dc: bool | None = None, tv_weight: float = 0.0, **fit_overrides) -> tuple[Tensor, dict]:
+          resume=None, init=None, dc: bool | None = None, tv_weight: float = 0.0, time_limit: float | None = None,
+          **fit_overrides) -> tuple[Tensor, dict]:
     """Reconstruct a dynamic series with TDDIP. Returns the complex series ``(T, H, W)`` and an info dict
     (steps, sweeps, seconds, the stopped/selected sweep, loss curves and — with ``ref`` — the oracle
     PSNR curve and its best sweep, as diagnostics). Most users call
@@ -153,6 +154,9 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     number (Cartesian data only), or ``'auto'``: the μ of a grid, or none (the network image), whose step on the
     training samples best predicts the held-out ones (:func:`~deepprior.mri.dcweight.choose_dc_weight`; needs
     ``stop='holdout'``). ``dc=None`` takes the preset's ``dc``.
+    ``time_limit``: seconds of fitting after which the run ends with what the stop rule selected so far
+    (:class:`~deepprior.fit.stopping.TimeLimit`; ``info["time_limited"]`` is the sweep it ended after, or None);
+    None takes the preset's ``time_limit`` (none if absent), 0 turns it off.
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
@@ -236,6 +240,10 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     oracle = MRIOracle(ref.to(dev), to_image) if ref is not None else None
     if oracle is not None:
         cbs.append(oracle)
+    limit = p.get("time_limit") if time_limit is None else time_limit
+    timer = TimeLimit(limit) if limit else None
+    if timer is not None:
+        cbs.append(timer)  # after the stop rule: the last sweep's score counts before the fit ends
     cfg = FitConfig(iters=sweeps, lr_schedule="step", lr_step=lr_step, batch=b, batch_seed=seed, backtrack=True,
                     backtrack_every=max(1, min(100, sweeps // 10)), **fcfg)
     cfg = cfg.replace(**{k: v for k, v in fit_overrides.items() if v is not None})
@@ -261,7 +269,8 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     info = {"method": "tddip", "dc": float(mu) if dc and mu is not None else None, "dc_scores": dc_scores, "bf16": bf16,
             "network_image": network,
             "steps": res.iters_run * per_sweep, "sweeps": res.iters_run, "batch": b or t_frames,
-            "last_lr_drop": last_drop, "not_before": not_before,
+            "last_lr_drop": last_drop, "not_before": not_before, "time_limit": limit or None,
+            "time_limited": None if timer is None else timer.fired_at,
             "seconds": seconds, "scale": scale, "stop": stop, "selected_sweep": res.selected_iter,
             "loss": res.history["data"], "backtracks": res.backtracks,
             "params": sum(q.numel() for q in param.parameters()), "history": res.history}
