@@ -209,8 +209,12 @@ def main():
                 times = r.history["time"]
                 row["curve"] = [[times[i] for i in r.info["oracle_iters"]], r.info["oracle_psnr"]]
                 where = f"sweep {r.info['selected_sweep']} of {r.info['sweeps']}"
+                if r.info.get("time_limited") is not None:
+                    where += f" (time limit {r.info['time_limit']:g} s)"
                 row.update(stop_scores=r.info["stop_scores"], stop_iters=r.info["stop_iters"],
-                           oracle_iters=r.info["oracle_iters"], last_lr_drop=r.info["last_lr_drop"])
+                           oracle_iters=r.info["oracle_iters"], last_lr_drop=r.info["last_lr_drop"],
+                           fit_seconds=r.history["time"][-1], time_limited=r.info.get("time_limited"),
+                           dc_scores={str(k): v for k, v in (r.info.get("dc_scores") or {}).items()})
                 where += replays(row)
             else:
                 where = f"{r.iters} ADMM iterations"
