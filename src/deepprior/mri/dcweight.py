@@ -54,7 +54,7 @@ def choose_dc_weight(x: Tensor, train_op, y_train: Tensor, val_op, y_val: Tensor
     The grid is scanned from the stiffest μ down and the scan ends once ``patience`` weights in a row have scored
     worse than the best so far (None: the whole grid). The small weights are the costly ones (the system's
     condition number grows as 1/μ): on 13 radial spokes (26 × 128², 8 coils) μ ≤ 3·10⁻³ took 68 of the whole
-    grid's 80 s. The scores measured here fell and rose once over the grid (docs/mri.md).
+    grid's 80 s. Every full score curve printed in docs/mri.md's runs fell, then rose, once over the grid.
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
