@@ -135,7 +135,7 @@ TDDIP_PRESETS: dict[str, dict] = {
               "net": {"name": "tddip", "channels": 128, "blocks": 1},
               "fit": {"steps": 10000, "batch": 1, "lr": 1e-3, "lr_step": 2000, "lr_gamma": 0.5, "ema": 0.9}},
     # The CPU setting: the same design at 64 channels (4× fewer FLOPs); a circle manifold because a binned cine is
-    # one periodic cardiac cycle. The budget is ~6-7 min for 26 × 128² Cartesian on 2 cores, 8.5-11 radial (issue
+    # one periodic cardiac cycle. The budget is ~6-7 min for 26 × 128² Cartesian on 2 cores, 8.4-9.9 radial (issue
     # #15's 10 min; the held-out rule waits for the last learning-rate drop, so runs go to 80 % of it): with bf16
     # units (``amp: auto``; 1.8× faster steps) 12000 steps with StepLR(4000), else (``fit_fp32``) 6000 with the
     # reference's StepLR(2000). 12000 bf16 steps gained 1.5 dB over 6000 float32 ones on OCMR k-t 8× in about the
