@@ -149,8 +149,8 @@ TDDIP_PRESETS: dict[str, dict] = {
     # at SNR 30 dB and with measured maps (docs/mri.md "Does it win?"). A number instead of "auto" fixes μ.
     # ``patience`` (sweeps) counts only after the last learning-rate drop has run that long (tddip's not_before).
     # ``time_limit`` (seconds of fitting): on a slower or busier machine the run ends there with the held-out choice
-    # so far, so that a series stays within issue #15's 10 minutes with the final data-consistency step and I/O (one
-    # radial run here took 644 s for the steps that took 505 s on another seed). It does not bite on Cartesian data here.
+    # so far, so that a series stays within issue #15's 10 minutes with the final data-consistency step and I/O (the
+    # radial fits timed here took 501-545 s). It does not bite on Cartesian data here.
     "tddip-cpu": {"manifold": "circle", "cycles": 1, "mapnet": {"hidden": [512]}, "code_channels": 1,
                   "net": {"name": "tddip", "channels": 64, "blocks": 1}, "dc": True, "dc_weight": "auto", "patience": 60,
                   "time_limit": 540,

@@ -120,7 +120,7 @@ def split_kspace(data: MRIData, fraction: float, seed: int = 0, dcf: bool = Fals
         tr, va = tr.to(w.device), va.to(w.device)
         tr_op, va_op = Weighted(op, tr * w), Weighted(op, va * w)
         return tr_op, tr_op.sw * data.kspace, va_op, va_op.sw * data.kspace, float(va.sum()) * c
-    tr, va = _holdout(data.mask.cpu(), fraction, seed, per_frame and data.mask.ndim == 3)
+    tr, va = _holdout(data.mask.cpu(), fraction, seed, per_frame)
     tr, va = tr.to(data.mask.device), va.to(data.mask.device)
     tr_op, va_op = CartesianSENSE(tr, data.maps), CartesianSENSE(va, data.maps)
     return tr_op, data.kspace * tr[:, None], va_op, data.kspace * va[:, None], float(va.sum()) * data.kspace.shape[1]

@@ -65,24 +65,19 @@ def choose_dc_weight(x: Tensor, train_op, y_train: Tensor, val_op, y_val: Tensor
     >>> mu, sorted(scores) == [1e-3, 1.0, float("inf")]  # from a blank image, the samples win
     (0.001, True)
     """
-    if not grid or any(not m > 0 for m in grid):
-        raise ConfigError(f"the dc grid must hold weights > 0, got {grid}")
     y_norm = float(torch.linalg.vector_norm(y_val)) or 1.0
 
     def score(v: Tensor) -> float:
         return float(torch.linalg.vector_norm(val_op(v) - y_val)) ** 2 / y_norm ** 2
 
-    v = x
+    prev = {"v": x}  # each solve starts where the stiffer one ended
+
+    def solve(mu: float) -> float:
+        prev["v"] = dc_step(x, train_op, y_train, mu, x0=prev["v"])
+        return score(prev["v"])
+
     with torch.no_grad():
-        scores = {math.inf: score(x)}
-        worse = 0
-        for mu in sorted(grid, reverse=True):  # each solve starts where the stiffer one ended
-            v = dc_step(x, train_op, y_train, mu, x0=v)
-            best_so_far = min(scores.values())
-            scores[mu] = score(v)
-            worse = worse + 1 if scores[mu] > best_so_far else 0
-            if patience and worse >= patience:
-                break
+        scores = _scan({math.inf: score(x)}, grid, patience, solve)
     best = min(scores, key=lambda m: (scores[m], -m))
     return (None if best == math.inf else best), scores
 
@@ -116,8 +111,6 @@ def choose_dc_for_acquisition(x: Tensor, split, op, y: Tensor, unseen: float, gr
     >>> c, sorted(est, key=str)  # from a blank image, the samples win
     (0.001, [0.001, 1.0, inf])
     """
-    if not grid or any(not m > 0 for m in grid):
-        raise ConfigError(f"the dc grid must hold weights > 0, got {grid}")
     train_op, y_train, val_op, y_val = split
     norm = float(torch.linalg.vector_norm(y)) ** 2 or 1.0
 
@@ -130,14 +123,28 @@ def choose_dc_for_acquisition(x: Tensor, split, op, y: Tensor, unseen: float, gr
         for name, step in (extra or {}).items():
             images[name] = step(op, y)
             est[name] = estimate(images[name], step(train_op, y_train))
-        v_all = v_tr = x
-        worse = 0
-        for mu in sorted(grid, reverse=True):  # each solve starts where the stiffer one ended
-            v_all, v_tr = dc_step(x, op, y, mu, x0=v_all), dc_step(x, train_op, y_train, mu, x0=v_tr)
-            best_so_far = min(est.values())
-            est[mu], images[mu] = estimate(v_all, v_tr), v_all
-            worse = worse + 1 if est[mu] > best_so_far else 0
-            if patience and worse >= patience:
-                break
+        prev = {"all": x, "held": x}  # each solve starts where the stiffer one ended
+
+        def solve(mu: float) -> float:
+            prev["all"] = images[mu] = dc_step(x, op, y, mu, x0=prev["all"])
+            prev["held"] = dc_step(x, train_op, y_train, mu, x0=prev["held"])
+            return estimate(prev["all"], prev["held"])
+
+        est = _scan(est, grid, patience, solve)
     best = min(est, key=est.get)
     return (None if best == math.inf else best), est, images[best]
+
+
+def _scan(scores: dict, grid, patience: int | None, solve) -> dict:
+    """Add ``solve(μ)`` to ``scores`` for μ of ``grid`` from the stiffest down, until ``patience`` weights in a row
+    have scored worse than the best so far (None: the whole grid)."""
+    if not grid or any(not m > 0 for m in grid):
+        raise ConfigError(f"the dc grid must hold weights > 0, got {grid}")
+    worse = 0
+    for mu in sorted(grid, reverse=True):
+        best_so_far = min(scores.values())
+        scores[mu] = solve(mu)
+        worse = worse + 1 if scores[mu] > best_so_far else 0
+        if patience and worse >= patience:
+            break
+    return scores

@@ -179,8 +179,7 @@ def _auto_dc(img: Tensor, data: MRIData, holdout: float, seed: int) -> tuple[Ten
             c, sc = choose_dc_weight(img[i], *split)
             x = img[i] if c is None else dc_step(img[i], op.select(i), y[i], c).detach()
         else:
-            mask, held = data.mask[min(t, data.mask.shape[0] - 1)], va_op.mask[min(t, va_op.mask.shape[0] - 1)]
-            unseen = float((mask.numel() - mask.sum()) / held.sum())
+            unseen = float((data.mask[t].numel() - data.mask[t].sum()) / va_op.mask[t].sum())  # masks are (T, H, W)
             replace = {"replace": lambda o, v, i=i: data_consistency(img[i], o, v, data.maps)}
             c, sc, x = choose_dc_for_acquisition(img[i], split, op.select(i), y[i], unseen, extra=replace)
         out.append(x.detach())
