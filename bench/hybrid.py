@@ -2,19 +2,22 @@
 
     python bench/hybrid.py                                  # tv and tddip (the CPU default), seeds 0-2
     python bench/hybrid.py --seeds 0 --methods tv "tddip --dc-weight 3e-3" "tddip --tv-weight 3e-5" "tddip --steps 3000"
-    python bench/hybrid.py --seeds 0 --methods "tddip --amp off --steps 6000 --patience 15"   # the former default
+    python bench/hybrid.py --seeds 0 --methods "tddip --amp off --steps 6000 --lr-schedule step --lr-step 2000 --patience 15"
+    python bench/hybrid.py --seeds 0 --methods "tddip --lr-schedule step --lr-step 4000"   # the previous default
     python bench/hybrid.py --accel 4 --seeds 0 --methods "tddip --channels 32 --steps 15000"   # tuning setting
     python bench/hybrid.py --accel 4 --seeds 0 --methods tddip --dc-sweep   # score a grid of dc weights μ
     python bench/hybrid.py --seeds 0 --methods tddip --blend --dc-sweep     # TDDIP blended with / pulling k-t TV
     python bench/hybrid.py --seeds 0 --setting "4 coils"    # a setting of bench/classical_tuned.py (PINCAT, measured maps…)
     python bench/hybrid.py --seeds 0 --setting "13 spokes" --methods tv tddip   # radial
 
-A method is ``tv`` or ``tddip`` followed by options: ``--steps N`` (optimizer steps, in float32 too; the
-learning-rate step then scales with it, as the reference's 2000 of 10k would), ``--channels C`` (decoder width),
+A method is ``tv`` or ``tddip`` followed by options: ``--steps N`` (optimizer steps, in float32 too),
+``--channels C`` (decoder width),
 ``--amp off|bf16|auto`` (bfloat16 network), ``--dc`` (end with the exact data-consistency step, the preset's default;
 the network image is reported beside it), ``--dc-weight μ|auto`` (its weight; ``auto``, the default, chooses μ on
 the held-out samples), ``--patience N`` (sweeps of the held-out rule), ``--tv-weight λ`` (DIP-TV), ``--init tv``
-(start at the k-t TV image), ``--lr`` (learning rate), ``--manifold`` (helix, circle, line).
+(start at the k-t TV image), ``--lr`` (learning rate), ``--lr-schedule step|none`` with ``--lr-step N`` /
+``--lr-gamma g`` (StepLR: steps between drops, factor per drop; the preset runs at a constant rate),
+``--manifold`` (helix, circle, line).
 Every row is scored in the whole FOV and in the fixed cardiac region of interest
 (:func:`deepprior.mri.metrics.motion_roi`); the simulation's noise and mask and the network's weights follow the
 seed. TDDIP's held-out rule chooses the iterate without ground truth; the oracle PSNR per sweep is recorded only
@@ -64,6 +67,9 @@ def method_options(spec: str) -> tuple[str, dict]:
     ap.add_argument("--tv-weight", type=float)
     ap.add_argument("--init")
     ap.add_argument("--lr", type=float)
+    ap.add_argument("--lr-schedule", choices=("step", "none"), help="StepLR (--lr-step, --lr-gamma) or a constant rate")
+    ap.add_argument("--lr-step", type=int, help="optimizer steps between learning-rate drops")
+    ap.add_argument("--lr-gamma", type=float, help="factor of each learning-rate drop")
     ap.add_argument("--patience", type=int, help="sweeps of the held-out rule (a long one runs to the budget and "
                                                   "replays shorter ones)")
     ap.add_argument("--manifold", choices=("helix", "circle", "line"))
@@ -73,7 +79,12 @@ def method_options(spec: str) -> tuple[str, dict]:
     p = get_preset("tddip-cpu", "tddip")
     if o.steps:
         p.pop("fit_fp32", None)  # the steps asked for hold in float32 too
-        p["fit"] = {**p["fit"], "steps": o.steps, "lr_step": round(p["fit"]["lr_step"] * o.steps / p["fit"]["steps"])}
+        p["fit"] = {**p["fit"], "steps": o.steps}
+    if o.lr_schedule:
+        p["fit"] = {**p["fit"], "lr_schedule": None if o.lr_schedule == "none" else o.lr_schedule}
+    for key in ("lr_step", "lr_gamma"):
+        if getattr(o, key):
+            p["fit"] = {**p["fit"], key: getattr(o, key)}
     if o.channels:
         p["net"] = {**p["net"], "channels": o.channels}
     if o.amp:

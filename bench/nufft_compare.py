@@ -1,10 +1,15 @@
 """Compare NUFFT backends on the dynamic radial case of the MRI issue (CPU, this machine).
 
     python bench/nufft_compare.py --frames 26 --coils 8 --spokes 13 --size 128
+    python bench/nufft_compare.py --solvers       # + CG-SENSE and k-t TV on OCMR, Toeplitz gram against the NUFFT pair
 
 Times one forward (type 2) and one adjoint (type 1) NUFFT of all frames and coils, with a different
 golden-angle trajectory per frame, for each backend that imports: torchkbnufft (one batched call),
 finufft (a plan per frame, coils as n_trans), mrpro's FourierOp (if installed). Median of --repeat.
+Then deepprior's ``RadialSENSE.gram`` (AᴴA with coil maps, what every CG solver iterates on) by its Toeplitz
+embedding against the NUFFT pair, all frames and one frame (TDDIP's step), side by side in this process.
+``--solvers``: the OCMR 13-spoke simulation of bench/classical_tuned.py (needs ../shared), reconstructed with
+``cgsense`` and ``tv`` at their defaults, once with the Toeplitz gram and once with the NUFFT pair (PSNR and seconds).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ def main():
     ap.add_argument("--spokes", type=int, default=13)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--solvers", action="store_true", help="time cgsense and tv on OCMR 13 spokes both ways")
     a = ap.parse_args()
     T, C, N = a.frames, a.coils, a.size
     traj = golden_angle_radial(T, a.spokes, N)  # (T, K, 2) radians
@@ -81,6 +87,50 @@ def main():
         _ = (KTrajectory, FourierOp)
     except ImportError:
         print("mrpro: not installed")
+    gram(traj, C, N, a.repeat)
+    if a.solvers:
+        solvers()
+
+
+def gram(traj, coils, n, repeat):
+    from deepprior.mri.coils import birdcage_maps
+    from deepprior.mri.nufft import RadialSENSE
+
+    maps = birdcage_maps(coils, n, n)
+    x = torch.randn(traj.shape[0], n, n, dtype=torch.complex64, generator=torch.Generator().manual_seed(1))
+    ops = {"Toeplitz": RadialSENSE(traj, maps), "NUFFT pair": RadialSENSE(traj, maps, toeplitz=False)}
+    t0 = time.perf_counter()
+    ops["Toeplitz"].gram(x)  # the kernel, once per operator
+    print(f"Toeplitz kernel (all frames): {time.perf_counter() - t0:.2f} s")
+    one = torch.tensor([0])
+    for name, op in ops.items():
+        sub = op.select(one)
+        ta = timeit(lambda: op.gram(x), repeat)  # noqa: B023
+        t1 = timeit(lambda: sub.gram(x[:1]), repeat * 4)  # noqa: B023
+        print(f"gram AᴴA, {name}: all frames {ta * 1e3:.0f} ms, one frame {t1 * 1e3:.1f} ms")
+
+
+def solvers():
+    import sys
+    from pathlib import Path
+
+    from deepprior.mri.methods import reconstruct
+    from deepprior.mri.nufft import RadialSENSE, Weighted
+    from deepprior.operators.base import LinearOperator
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from classical_tuned import settings
+
+    load = next(f for label, f, _ in settings(False)[0] if "13 spokes" in label)
+    d = load(0)
+    fast = RadialSENSE.gram, Weighted.gram
+    for name in ("cgsense", "tv"):
+        for how in ("Toeplitz", "NUFFT pair"):
+            # the NUFFT pair: the base class's gram, Aᴴ(A x)
+            RadialSENSE.gram, Weighted.gram = fast if how == "Toeplitz" else (LinearOperator.gram,) * 2
+            r = reconstruct(d, name, device="cpu")
+            print(f"{name}, {how}: {r.metrics['psnr']:.3f} dB in {r.seconds:.1f} s", flush=True)
+    RadialSENSE.gram, Weighted.gram = fast
 
 
 if __name__ == "__main__":

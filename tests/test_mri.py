@@ -158,6 +158,31 @@ def test_radial_adjoint_ndft_and_autograd(backend):
     assert torch.allclose(xr.grad, op.adjoint(y), atol=1e-8)
 
 
+@pytest.mark.parametrize("backend", ["finufft", "torchkbnufft"])
+def test_radial_toeplitz_gram_matches_the_nufft_pair(backend):
+    """AᴴA and AᴴWA by the point-spread convolution on the double grid equal the adjoint NUFFT of the forward one,
+    for all frames, a selection of frames (its kernel is the parent's, sliced) and a 2-D image."""
+    from deepprior.mri.nufft import RadialSENSE, Weighted, pipe_dcf
+
+    n = 14
+    tr = golden_angle_radial(3, 4, n)
+    maps = birdcage_maps(3, n, n)
+    op, ref = RadialSENSE(tr, maps, backend=backend), RadialSENSE(tr, maps, backend=backend, toeplitz=False)
+    x = _cplx((3, n, n), 6).to(torch.complex64)
+    w = pipe_dcf(tr, (n, n)) * torch.rand(3, tr.shape[1], generator=torch.Generator().manual_seed(0))
+    tol = 1e-5 if backend == "finufft" else 2e-3  # torchkbnufft interpolates from a table
+    for a, b in ((op, ref), (Weighted(op, w), Weighted(ref, w))):
+        want = b.gram(x)
+        assert (a.gram(x) - want).norm() / want.norm() < tol
+        i = torch.tensor([2, 0])
+        sub = a.select(i)
+        assert sub._kernel is not None  # sliced from the parent's, not recomputed
+        assert (sub.gram(x[i]) - b.select(i).gram(x[i])).norm() / want.norm() < tol
+    one = op.select(torch.tensor([1]))
+    assert one.gram(x[1]).shape == (n, n)
+    assert (one.gram(x[1]) - ref.select(torch.tensor([1])).gram(x[1:2])[0]).norm() / want.norm() < tol
+
+
 def test_pipe_dcf_flattens_the_psf():
     """With Pipe weights, Aᴴ W A of a constant image is flatter than without any weights."""
     from deepprior.mri.nufft import RadialSENSE, pipe_dcf

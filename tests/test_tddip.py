@@ -339,7 +339,8 @@ def test_tddip_holdout_rule_waits_for_the_last_learning_rate_drop():
 
     d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0, snr_db=10)
     p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
-    p["fit"] = {**p["fit"], "lr_step": 200, "lr": 1e-2, "ema": 0.0}  # a noisy held-out curve; drops at sweeps 50, 100
+    # a noisy held-out curve; StepLR drops at sweeps 50, 100
+    p["fit"] = {**p["fit"], "lr_schedule": "step", "lr_step": 200, "lr": 1e-2, "ema": 0.0}
     _, info = tddip(d, preset=p, steps=400, patience=2, seed=0, device="cpu", dc=False)
     assert info["last_lr_drop"] == 50 and info["not_before"] == 52
     early, fired = replay(info["stop_scores"], info["stop_iters"], 2)  # the rule without the wait
@@ -349,6 +350,26 @@ def test_tddip_holdout_rule_waits_for_the_last_learning_rate_drop():
     assert info["selected_sweep"] > early
     scores = dict(zip(info["stop_iters"], info["stop_scores"]))
     assert scores[info["selected_sweep"]] < scores[early]
+
+
+def test_tddip_cpu_preset_runs_at_a_constant_learning_rate():
+    """The CPU preset's budget runs at one learning rate (no drops, so the held-out rule has no drop to wait for);
+    a StepLR schedule in a preset still drops, and the rule then waits for its last drop."""
+    from deepprior.presets import get_preset
+
+    d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0)
+    p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
+    p.pop("fit_fp32")  # the preset's own budget in either precision
+    assert p["fit"]["lr_schedule"] is None
+    p["fit"] = {**p["fit"], "lr_step": 8}  # 2 sweeps of 4 frames: StepLR would drop at sweeps 2, 4, 6, 8
+    _, flat = tddip(d, preset=p, steps=40, patience=2, seed=0, device="cpu", dc=False)
+    assert flat["last_lr_drop"] == 0 == flat["not_before"]
+    assert flat["history"]["lr"] == [p["fit"]["lr"]] * flat["sweeps"]
+    step = {**p, "fit": {**p["fit"], "lr_schedule": "step"}}
+    _, info = tddip(d, preset=step, steps=40, patience=2, seed=0, device="cpu", dc=False)
+    assert info["last_lr_drop"] == 8 and info["not_before"] == 10
+    # recorded after each sweep's scheduler step: halved after sweeps 2, 4, 6, 8 and 10
+    assert info["history"]["lr"][-1] == pytest.approx(p["fit"]["lr"] * 0.5**5)
 
 
 def test_tddip_time_limit_ends_the_fit_with_the_held_out_choice_so_far():

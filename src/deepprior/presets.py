@@ -135,28 +135,28 @@ TDDIP_PRESETS: dict[str, dict] = {
               "net": {"name": "tddip", "channels": 128, "blocks": 1},
               "fit": {"steps": 10000, "batch": 1, "lr": 1e-3, "lr_step": 2000, "lr_gamma": 0.5, "ema": 0.9}},
     # The CPU setting: the same design at 64 channels (4× fewer FLOPs); a circle manifold because a binned cine is
-    # one periodic cardiac cycle. The budget is ~6-7 min for 26 × 128² Cartesian on 2 cores, 8.4-9.9 radial (issue
-    # #15's 10 min; the held-out rule waits for the last learning-rate drop, so runs go to 80 % of it): with bf16
-    # units (``amp: auto``; 1.8× faster steps) 12000 steps with StepLR(4000), else (``fit_fp32``) 6000 with the
-    # reference's StepLR(2000). 12000 bf16 steps gained 1.5 dB over 6000 float32 ones on OCMR k-t 8× in about the
-    # same time; 3000 steps with StepLR(1000) had stopped 2.3 dB lower still (docs/mri.md "Does it win?").
+    # one periodic cardiac cycle. With bf16 units (``amp: auto``; 1.8× faster steps) 12000 steps at a constant
+    # learning rate, else (``fit_fp32``) 6000 float32 steps with the reference's StepLR(2000), the schedule measured
+    # for it. 7-8 min for 26 × 128² Cartesian on 2 cores (issue #15's 10 min). On OCMR k-t 8× the constant rate
+    # beat StepLR(4000, ½) by 0.56, 0.91 and 0.60 dB (seeds 0-2); with seed 0, decays of 0.85, 0.7, 0.5, 0.3 per
+    # 4000 steps gave 0.14, 0.32, 0.56, 0.89 dB less than none (docs/mri.md "Does it win?"). 12000 bf16 steps had
+    # gained 1.5 dB over 6000 float32 ones in about the same time.
     # ``patience``: sweeps of the held-out rule. 15 would have stopped the 4-coil SNR 30 dB fit at sweep 92 of 462,
     # 3.5 dB below where 60 selected (sweep 449), and OCMR k-t 8× (seeds 1, 2) and 13 radial spokes 1.4-1.5 dB early;
-    # elsewhere 15 and 60 selected the same sweep (replayed on each run's held-out curve, bench/hybrid.py).
+    # elsewhere 15 and 60 selected the same sweep (replayed on each run's held-out curve, bench/hybrid.py). Where a
+    # schedule drops the rate, the patience counts only after the last drop has run that long (tddip's not_before).
     # ``dc``: end with exact data consistency, its weight μ chosen per series on the held-out samples
     # (``dc_weight: "auto"``, deepprior.mri.dcweight). It gained 0.3-0.9 dB over the network image on every OCMR
     # setting and 5.5 dB on PINCAT. The former fixed μ = 3e-3 (tuned on noiseless OCMR R = 4) was 1.2-1.3 dB below it
     # at SNR 30 dB and with measured maps (docs/mri.md "Does it win?"). A number instead of "auto" fixes μ.
-    # ``patience`` (sweeps) counts only after the last learning-rate drop has run that long (tddip's not_before).
-    # ``time_limit`` (seconds of fitting): on a slower or busier machine the run ends there with the held-out choice
-    # so far, so that a series stays within issue #15's 10 minutes with the final data-consistency step and I/O (the
-    # radial fits timed here took 501-545 s). It does not bite on Cartesian data here.
+    # ``time_limit`` (seconds of fitting): the run ends there with the held-out choice so far, so that a series stays
+    # within issue #15's 10 minutes with the final data-consistency step and I/O. The radial fits timed here took
+    # 501-545 s (519 and 530 s at the constant rate); the Cartesian ones stay below it.
     "tddip-cpu": {"manifold": "circle", "cycles": 1, "mapnet": {"hidden": [512]}, "code_channels": 1,
                   "net": {"name": "tddip", "channels": 64, "blocks": 1}, "dc": True, "dc_weight": "auto", "patience": 60,
                   "time_limit": 540,
-                  "fit": {"steps": 12000, "batch": 1, "lr": 1e-3, "lr_step": 4000, "lr_gamma": 0.5, "ema": 0.9,
-                          "amp": "auto"},
-                  "fit_fp32": {"steps": 6000, "lr_step": 2000}},
+                  "fit": {"steps": 12000, "batch": 1, "lr": 1e-3, "lr_schedule": None, "ema": 0.9, "amp": "auto"},
+                  "fit_fp32": {"steps": 6000, "lr_schedule": "step", "lr_step": 2000, "lr_gamma": 0.5}},
 }
 
 # GIP (graph image prior; lizs17/GIP_Cardiac_MRI): stages [name, steps, lr] of the reference schedule, then ADMM.

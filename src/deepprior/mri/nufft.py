@@ -6,6 +6,9 @@ torchkbnufft's batched call for 26 frames × 8 coils × 13 spokes on 2 cores, be
 that autograd's backward of the forward is the exact adjoint (type-1 NUFFT) and vice versa.
 
 Scaling: ``y = (1/√(HW)) · NUFFT(S ⊙ x)`` matches the orthonormal Cartesian FFT on grid points.
+``gram`` (AᴴA, or AᴴWA for :class:`Weighted`: what CG-SENSE, k-t TV, L+S, GIP's ADMM and the data-consistency steps
+iterate on) uses the Toeplitz embedding: AᴴWA is a convolution with the trajectory's point-spread function, applied
+with FFTs on the twice-larger grid, no NUFFT per iteration (``toeplitz=False`` for the NUFFT pair).
 Trajectories are ``(T, K, 2)`` in radians per pixel, (ky, kx) in [-π, π).
 """
 
@@ -90,6 +93,7 @@ class Weighted(LinearOperator):
         super().__init__()
         self.op = op
         self.register_buffer("sw", weights.clamp(min=0).sqrt()[:, None])
+        self.register_buffer("_kernel", None, persistent=False)  # psf_kernel, computed at the first gram
 
     def forward(self, x: Tensor) -> Tensor:
         return self.sw * self.op(x)
@@ -97,11 +101,20 @@ class Weighted(LinearOperator):
     def adjoint(self, y: Tensor, in_shape=None) -> Tensor:
         return self.op.adjoint(self.sw * y, in_shape)
 
+    def gram(self, x: Tensor) -> Tensor:
+        """``Aᴴ W A x`` by the Toeplitz embedding of the weighted point-spread function (see the module)."""
+        if not getattr(self.op, "toeplitz", False):
+            return super().gram(x)
+        if self._kernel is None:
+            self._kernel = psf_kernel(self.op, self.sw[:, 0].square())
+        return self.op.convolve(x, self._kernel)
+
     def select(self, index: Tensor) -> "Weighted":
         sub = Weighted.__new__(Weighted)
         LinearOperator.__init__(sub)
         sub.op = self.op.select(index)
         sub.register_buffer("sw", self.sw[index.to(self.sw.device)])
+        sub.register_buffer("_kernel", _frames(self._kernel, index), persistent=False)
         return sub
 
 
@@ -119,7 +132,7 @@ class RadialSENSE(LinearOperator):
     """
 
     def __init__(self, traj: Tensor, maps: Tensor | None = None, *, shape: tuple[int, int] | None = None,
-                 backend: str | None = None, eps: float = 1e-6):
+                 backend: str | None = None, eps: float = 1e-6, toeplitz: bool = True):
         super().__init__()
         traj = torch.as_tensor(traj, dtype=torch.float64)
         if traj.ndim != 3 or traj.shape[-1] != 2:
@@ -142,8 +155,10 @@ class RadialSENSE(LinearOperator):
         self.coils = 1 if maps is None else maps.shape[0]
         self.scale = 1.0 / math.sqrt(self.shape[0] * self.shape[1])
         self.eps = eps
+        self.toeplitz = toeplitz
         self._plans = None
         self._kb = None
+        self.register_buffer("_kernel", None, persistent=False)  # psf_kernel, computed at the first gram
 
     def _finufft(self):
         if self._plans is None:
@@ -166,6 +181,8 @@ class RadialSENSE(LinearOperator):
         sub = RadialSENSE.__new__(RadialSENSE)
         LinearOperator.__init__(sub)
         sub.shape, sub.backend, sub.coils, sub.scale, sub.eps = self.shape, self.backend, self.coils, self.scale, self.eps
+        sub.toeplitz = self.toeplitz
+        sub.register_buffer("_kernel", _frames(self._kernel, index), persistent=False)
         sub.register_buffer("traj", self.traj[index.to(self.traj.device)])
         sub.register_buffer("maps", self.maps)
         sub._plans = None if self.backend != "finufft" else self._finufft().subset(idx.tolist())
@@ -196,6 +213,55 @@ class RadialSENSE(LinearOperator):
         if in_shape is not None and len(in_shape) == 2:
             out = out[0]
         return out
+
+    def gram(self, x: Tensor) -> Tensor:
+        """``Aᴴ A x``: by the Toeplitz embedding (``toeplitz=True``, the default) or the NUFFT pair.
+
+        >>> import torch
+        >>> from deepprior.mri.sampling import golden_angle_radial
+        >>> A = RadialSENSE(golden_angle_radial(2, 5, 16), shape=(16, 16))
+        >>> x = torch.randn(2, 16, 16, dtype=torch.complex64)
+        >>> bool(torch.allclose(A.gram(x), A.adjoint(A(x)), atol=1e-4))
+        True
+        """
+        if not self.toeplitz:
+            return super().gram(x)
+        if self._kernel is None:
+            self._kernel = psf_kernel(self, None)
+        return self.convolve(x, self._kernel)
+
+    def convolve(self, x: Tensor, kernel: Tensor) -> Tensor:
+        """``Σ_c S_cᴴ (h ∗ (S_c x))`` for the point-spread kernel ``kernel`` of :func:`psf_kernel` ``(T, 2H, 2W)``:
+        the coil images zero-padded to the double grid, multiplied in Fourier space, cropped."""
+        h, w = self.shape
+        flat = x.ndim == 2
+        xc = self._coil_images(x)
+        out = []
+        # frame by frame: one frame's double-grid arrays stay in cache (2.5× faster here than one batched call)
+        for t in range(xc.shape[0]):
+            img = torch.fft.ifft2(torch.fft.fft2(xc[t], s=(2 * h, 2 * w)) * kernel[t].to(xc.dtype))[..., :h, :w]
+            out.append((img * self.maps.conj()).sum(0) if self.maps is not None else img[0])
+        out = torch.stack(out)
+        return out[0] if flat else out
+
+
+def _frames(kernel: Tensor | None, index: Tensor) -> Tensor | None:
+    return None if kernel is None else kernel[index.to(kernel.device)]
+
+
+def psf_kernel(op: RadialSENSE, weights: Tensor | None) -> Tensor:
+    """The Fourier transform ``(T, 2H, 2W)`` of the circulant embedding of ``op``'s point-spread function
+    h(d) = scale² Σ_j w_j e^{i k_j·d} (weights ``(T, K)``, or ones), d over the differences of two pixel positions:
+    then ``Aᴴ W A x = crop(IFFT(kernel · FFT(pad(x))))`` per coil. Computed once, by the adjoint NUFFT of the
+    weights onto the double grid (its centre is d = 0), with ``op``'s own backend."""
+    h, w = op.shape
+    t, k = op.traj.shape[:2]
+    big = RadialSENSE(op.traj, shape=(2 * h, 2 * w), backend=op.backend, eps=op.eps, toeplitz=False)
+    c = torch.ones(t, k, dtype=torch.float64, device=op.traj.device) if weights is None else weights.double()
+    # finufft runs in double precision anyway; torchkbnufft's tables are single precision
+    c = c.to(torch.complex128 if op.backend == "finufft" else torch.complex64)
+    psf = big.adjoint(c[:, None]) * (op.scale**2 / big.scale)
+    return torch.fft.fft2(torch.fft.ifftshift(psf, dim=(-2, -1))).to(torch.complex64)
 
 
 def ramp_dcf(traj: Tensor) -> Tensor:

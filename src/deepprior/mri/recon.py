@@ -104,7 +104,7 @@ def low_rank_plus_sparse(op: LinearOperator, y: Tensor, *, lambda_l: float = LPS
     soft thresholding and a gradient step on the data term with step 1/‖A‖² (:func:`lipschitz`: exact
     for Cartesian SENSE whatever the maps' scale, power iteration otherwise). Returns (L, S).
     """
-    m = op.adjoint(y)
+    aty = m = op.adjoint(y)
     t, h, w = m.shape
     step = 1.0 / lipschitz(op, m.shape)
     m = m * step
@@ -118,7 +118,7 @@ def low_rank_plus_sparse(op: LinearOperator, y: Tensor, *, lambda_l: float = LPS
         l_mat = _svt(casorati(m - s), lambda_l * sigma_max).T.reshape(t, h, w)
         s = torch.fft.ifft(_soft(torch.fft.fft(m - l_mat, dim=0, norm="ortho"), lambda_s * f_max), dim=0, norm="ortho")
         x = l_mat + s
-        m = x - step * op.adjoint(op(x) - y)
+        m = x - step * (op.gram(x) - aty)  # Aᴴ(Ax − y); radial: the Toeplitz gram, no NUFFT per iteration
         if torch.linalg.vector_norm(m - m_prev) <= tol * torch.linalg.vector_norm(m_prev):
             break
     return l_mat, s

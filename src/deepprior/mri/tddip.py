@@ -197,6 +197,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     per_sweep = 1 if b is None else math.ceil(t_frames / b)
     n_steps = steps if steps is not None else preset_steps
     sweeps = max(1, math.ceil(n_steps / per_sweep))
+    schedule = fcfg.pop("lr_schedule", "step")  # None: a constant learning rate, no drops
     lr_step = max(1, round(fcfg.pop("lr_step", 2000) / per_sweep))
     data = data.to(dev)
     param = build_tddip(t_frames, data.shape, preset=p, manifold_kind=manifold_kind, cycles=cycles, coords=coords,
@@ -227,7 +228,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     # After a learning-rate drop the held-out score can rise for longer than the patience and then fall below its
     # earlier minimum (OCMR R = 8: a minimum at sweep 202, 48 after the first drop, beaten from sweep 269 on; the
     # rule had fired at 262): the rule waits until the last drop has run `patience` sweeps.
-    last_drop = (sweeps - 1) // lr_step * lr_step
+    last_drop = (sweeps - 1) // lr_step * lr_step if schedule == "step" else 0
     not_before = last_drop + patience if last_drop else 0
     if stop == "holdout":
         # scored on the EMA of the sweeps: smoother than single sweeps, and it is what is delivered
@@ -244,7 +245,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     timer = TimeLimit(limit) if limit else None
     if timer is not None:
         cbs.append(timer)  # after the stop rule: the last sweep's score counts before the fit ends
-    cfg = FitConfig(iters=sweeps, lr_schedule="step", lr_step=lr_step, batch=b, batch_seed=seed, backtrack=True,
+    cfg = FitConfig(iters=sweeps, lr_schedule=schedule, lr_step=lr_step, batch=b, batch_seed=seed, backtrack=True,
                     backtrack_every=max(1, min(100, sweeps // 10)), **fcfg)
     cfg = cfg.replace(**{k: v for k, v in fit_overrides.items() if v is not None})
     reg = None
