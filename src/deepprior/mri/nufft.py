@@ -253,7 +253,12 @@ def psf_kernel(op: RadialSENSE, weights: Tensor | None) -> Tensor:
     """The Fourier transform ``(T, 2H, 2W)`` of the circulant embedding of ``op``'s point-spread function
     h(d) = scale² Σ_j w_j e^{i k_j·d} (weights ``(T, K)``, or ones), d over the differences of two pixel positions:
     then ``Aᴴ W A x = crop(IFFT(kernel · FFT(pad(x))))`` per coil. Computed once, by the adjoint NUFFT of the
-    weights onto the double grid (its centre is d = 0), with ``op``'s own backend."""
+    weights onto the double grid (its centre is d = 0), with ``op``'s own backend.
+
+    >>> from deepprior.mri.sampling import golden_angle_radial
+    >>> psf_kernel(RadialSENSE(golden_angle_radial(2, 3, 8), shape=(8, 8)), None).shape
+    torch.Size([2, 16, 16])
+    """
     h, w = op.shape
     t, k = op.traj.shape[:2]
     big = RadialSENSE(op.traj, shape=(2 * h, 2 * w), backend=op.backend, eps=op.eps, toeplitz=False)
