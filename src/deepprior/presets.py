@@ -139,8 +139,8 @@ TDDIP_PRESETS: dict[str, dict] = {
     # learning rate, else (``fit_fp32``) 6000 float32 steps with the reference's StepLR(2000), the schedule measured
     # for it. 7-8 min for 26 × 128² Cartesian on 2 cores (issue #15's 10 min). On OCMR k-t 8× the constant rate
     # beat StepLR(4000, ½) by 0.56, 0.91 and 0.60 dB (seeds 0-2); with seed 0, decays of 0.85, 0.7, 0.5, 0.3 per
-    # 4000 steps gave 0.14, 0.32, 0.56, 0.89 dB less than none (docs/mri.md "Does it win?"). 12000 bf16 steps had
-    # gained 1.5 dB over 6000 float32 ones in about the same time.
+    # 4000 steps gave 0.14, 0.32, 0.56, 0.89 dB less than none, a constant 1.5e-3 1.28 dB less (docs/mri.md "Does it
+    # win?"). 12000 bf16 steps had gained 1.5 dB over 6000 float32 ones in about the same time.
     # ``patience``: sweeps of the held-out rule. 15 would have stopped the 4-coil SNR 30 dB fit at sweep 92 of 462,
     # 3.5 dB below where 60 selected (sweep 449), and OCMR k-t 8× (seeds 1, 2) and 13 radial spokes 1.4-1.5 dB early;
     # elsewhere 15 and 60 selected the same sweep (replayed on each run's held-out curve, bench/hybrid.py). Where a
