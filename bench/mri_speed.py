@@ -3,10 +3,12 @@
     python bench/mri_speed.py                       # CPU: reduced presets (tddip-cpu, gip-cpu) + full TDDIP
     python bench/mri_speed.py --gip-full            # also GIP at the reference width (≈ 14 s per step here)
     python bench/mri_speed.py --device cuda --gip-full
+    python bench/mri_speed.py --no-gip              # TDDIP only (the CPU preset in both memory layouts)
 
 Rows: the forward model alone (Aᴴ A x for the whole series, the cost every data-consistency step pays
 at least once), TDDIP per optimizer step (one frame per step, as the reference) and per sweep (every
-frame once), and each GIP stage per step (cnn / gnn / joint: the whole 26-frame network; admm: one
+frame once) — the CPU preset also with the decoder in the default (NCHW) memory layout instead of its
+channels-last one, timed in the same process —, and each GIP stage per step (cnn / gnn / joint: the whole 26-frame network; admm: one
 outer iteration = a CG X-step plus its network steps). Everything runs with ``stop='none'`` and a few
 steps per stage, so a row is a rate, not a result.
 """
@@ -26,6 +28,7 @@ import torch
 from deepprior.mri.data import simulate
 from deepprior.mri.io import load_series
 from deepprior.mri.methods import reconstruct
+from deepprior.presets import get_preset
 
 OCMR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "ocmr0004_cine_mag_26x128x128_tddip.mat"
 SAMPLINGS = {"cartesian": dict(pattern="kt-random", accel=8, center=8), "radial": dict(spokes=13)}
@@ -51,6 +54,7 @@ def main():
     ap.add_argument("--tddip-steps", type=int, default=52, help="optimizer steps timed per TDDIP preset (2 sweeps)")
     ap.add_argument("--gip-iters", type=int, default=80, help="GIP schedule scaled to this many reference-40k steps")
     ap.add_argument("--gip-full", action="store_true", help="also GIP at the reference width (CH 24, K 7)")
+    ap.add_argument("--no-gip", action="store_true", help="time TDDIP and the forward model only")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     s = torch.from_numpy(abs(load_series(a.series)))
@@ -66,13 +70,17 @@ def main():
     for key, kw in SAMPLINGS.items():
         d = simulate(s, coils=8, seed=0, **kw)
         row(key, "AᴴA on all 26 frames", op_time(d, a.device), 5, type(d.operator).__name__)
-        for preset in ("tddip-cpu", "tddip"):
+        cpu = get_preset("tddip-cpu", "tddip")
+        nchw = {**cpu, "fit": {**cpu["fit"], "channels_last": False}}
+        reconstruct(d, "tddip", iters=26, stop="none", device=a.device)  # warm-up: kernels, primitive caches
+        for name, preset in (("tddip-cpu", "tddip-cpu"), ("tddip-cpu, NCHW layout", nchw), ("tddip", "tddip")):
             r = reconstruct(d, "tddip", iters=a.tddip_steps, preset=preset, stop="none", device=a.device)
             info = r.info
             per = info["seconds"] / info["steps"]
-            row(key, f"TDDIP {preset}, per step (1 frame)", per, info["steps"],
-                f"{per * 26:.2f} s per sweep of 26 frames; {info['sweeps']} sweeps")
-        for preset in ("gip-cpu", "gip") if a.gip_full else ("gip-cpu",):
+            row(key, f"TDDIP {name}, per step (1 frame)", per, info["steps"],
+                f"{per * 26:.2f} s per sweep of 26 frames; {info['sweeps']} sweeps; "
+                f"{'bf16' if info['bf16'] else 'float32'}")
+        for preset in () if a.no_gip else ("gip-cpu", "gip") if a.gip_full else ("gip-cpu",):
             iters = a.gip_iters if preset == "gip-cpu" else max(8, a.gip_iters // 5)  # full width: ≈ 14 s/step on a CPU
             r = reconstruct(d, "gip", iters=iters, preset=preset, stop="none", device=a.device)
             info = r.info

@@ -372,6 +372,26 @@ def test_tddip_cpu_preset_runs_at_a_constant_learning_rate():
     assert info["history"]["lr"][-1] == pytest.approx(p["fit"]["lr"] * 0.5**5)
 
 
+def test_tddip_channels_last_is_the_same_fit():
+    """The CPU preset runs its decoder in channels-last layout (1.4× faster bf16 steps on this CPU, fewer layout
+    copies): in float32 the fit follows the same trajectory as the default layout, only the kernels' summation
+    order differs."""
+    from deepprior.presets import get_preset
+
+    d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0)
+    p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
+    assert p["fit"]["channels_last"]
+    out, loss = {}, {}
+    for layout, steps in ((True, 24), (False, 24), (False, 4)):
+        q = {**p, "fit": {**p["fit"], "channels_last": layout, "amp": "off"}, "fit_fp32": {}}
+        out[layout, steps], info = tddip(d, preset=q, steps=steps, stop="none", seed=0, device="cpu", dc=False)
+        loss[layout, steps] = info["loss"]
+    apart = (out[True, 24] - out[False, 24]).abs().max()
+    moved = (out[False, 24] - out[False, 4]).abs().max()  # what five more sweeps change
+    assert apart < 1e-3 * moved
+    assert loss[True, 24] == pytest.approx(loss[False, 24], rel=1e-4)
+
+
 def test_tddip_time_limit_ends_the_fit_with_the_held_out_choice_so_far():
     """A wall-clock budget (the preset's time_limit): the fit ends at the first sweep past it, before its step
     budget, and delivers the sweep the held-out rule had selected by then (not simply the last one)."""

@@ -217,7 +217,11 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
         scale = kspace_scale(render(param, b), data)
     where = support(data)  # the maps' null space stays 0 (see common.support)
     if init is not None:
-        # rendered in the fit's precision, so that a bf16 network too starts exactly at the given image
+        # rendered in the fit's precision and memory layout (bf16 kernels round differently per layout), so that a
+        # bf16 network too starts exactly at the given image
+        cl = fit_overrides.get("channels_last")
+        if fcfg.get("channels_last", False) if cl is None else cl:
+            param.to(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             param = Offset(param, c2c.adjoint(_start(init, data) * scale, (t_frames, 2, *data.shape)), batch=b)
     to_image = lambda x: c2c(x) / scale * where  # noqa: E731
