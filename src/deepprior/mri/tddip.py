@@ -216,11 +216,13 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     with torch.no_grad():
         scale = kspace_scale(render(param, b), data)
     where = support(data)  # the maps' null space stays 0 (see common.support)
+    cfg = FitConfig(iters=sweeps, lr_schedule=schedule, lr_step=lr_step, batch=b, batch_seed=seed, backtrack=True,
+                    backtrack_every=max(1, min(100, sweeps // 10)), **fcfg)
+    cfg = cfg.replace(**{k: v for k, v in fit_overrides.items() if v is not None})
     if init is not None:
         # rendered in the fit's precision and memory layout (bf16 kernels round differently per layout), so that a
         # bf16 network too starts exactly at the given image
-        cl = fit_overrides.get("channels_last")
-        if fcfg.get("channels_last", False) if cl is None else cl:
+        if cfg.channels_last:
             param.to(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             param = Offset(param, c2c.adjoint(_start(init, data) * scale, (t_frames, 2, *data.shape)), batch=b)
@@ -249,9 +251,6 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     timer = TimeLimit(limit) if limit else None
     if timer is not None:
         cbs.append(timer)  # after the stop rule: the last sweep's score counts before the fit ends
-    cfg = FitConfig(iters=sweeps, lr_schedule=schedule, lr_step=lr_step, batch=b, batch_seed=seed, backtrack=True,
-                    backtrack_every=max(1, min(100, sweeps // 10)), **fcfg)
-    cfg = cfg.replace(**{k: v for k, v in fit_overrides.items() if v is not None})
     reg = None
     if tv_weight:
         # the loop's data term is a mean over the step's frames' samples: normalise the penalty the same way
