@@ -67,7 +67,10 @@ def method_options(spec: str) -> tuple[str, dict]:
     ap.add_argument("--tv-weight", type=float)
     ap.add_argument("--init")
     ap.add_argument("--lr", type=float)
-    ap.add_argument("--lr-schedule", choices=("step", "none"), help="StepLR (--lr-step, --lr-gamma) or a constant rate")
+    ap.add_argument("--lr-schedule", choices=("step", "anneal", "none"),
+                    help="StepLR (--lr-step, --lr-gamma), constant then annealed over the last --anneal-frac of the "
+                         "steps or the time limit, or a constant rate")
+    ap.add_argument("--anneal-frac", type=float, help="share of the budget the anneal schedule decays over")
     ap.add_argument("--lr-step", type=int, help="optimizer steps between learning-rate drops")
     ap.add_argument("--lr-gamma", type=float, help="factor of each learning-rate drop")
     ap.add_argument("--patience", type=int, help="sweeps of the held-out rule (a long one runs to the budget and "
@@ -82,6 +85,8 @@ def method_options(spec: str) -> tuple[str, dict]:
         p["fit"] = {**p["fit"], "steps": o.steps}
     if o.lr_schedule:
         p["fit"] = {**p["fit"], "lr_schedule": None if o.lr_schedule == "none" else o.lr_schedule}
+    if o.anneal_frac:
+        p["fit"] = {**p["fit"], "anneal_frac": o.anneal_frac}
     for key in ("lr_step", "lr_gamma"):
         if getattr(o, key):
             p["fit"] = {**p["fit"], key: getattr(o, key)}

@@ -174,6 +174,42 @@ def test_fit_config_validation():
         FitConfig().replace(foo=1)
 
 
+def test_anneal_schedule_holds_the_rate_then_decays_to_one_percent():
+    y = torch.full((1, 1, 8, 8), 0.5)
+    cfg = FitConfig(iters=40, lr=0.1, ema=None, lr_schedule="anneal", anneal_frac=0.5, backtrack=False)
+    lr = fit(Pixels(torch.zeros_like(y)), Identity(), y, cfg).history["lr"]
+    assert lr[:20] == [0.1] * 20  # the constant phase keeps 1 − anneal_frac of the steps
+    assert all(a > b for a, b in zip(lr[19:], lr[20:]))
+    assert lr[-1] == pytest.approx(1e-3)
+    for bad in ({"anneal_frac": 0}, {"anneal_frac": 1.5}, {"time_budget": 0}):
+        with pytest.raises(ConfigError):
+            cfg.replace(**bad)
+
+
+def test_anneal_schedule_follows_the_clock_when_the_time_budget_runs_out_first():
+    """A fit cut short by its time budget still ends annealed: progress is the steps or the clock, whichever is
+    further along (a microsecond budget: every step is past it)."""
+    y = torch.full((1, 1, 8, 8), 0.5)
+    cfg = FitConfig(iters=40, lr=0.1, ema=None, lr_schedule="anneal", anneal_frac=0.5, backtrack=False)
+    lr = fit(Pixels(torch.zeros_like(y)), Identity(), y, cfg.replace(time_budget=1e-6)).history["lr"]
+    assert lr == pytest.approx([1e-3] * 40)
+    assert fit(Pixels(torch.zeros_like(y)), Identity(), y, cfg.replace(time_budget=1e6)).history["lr"][:20] == [0.1] * 20
+
+
+def test_anneal_schedule_keeps_a_backtracking_reduction():
+    """Chained, as StepLR: a rate halved by divergence backtracking stays halved through the decay."""
+    from deepprior.fit.schedule import BudgetAnneal
+
+    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0)
+    s = BudgetAnneal(opt, iters=10, frac=0.5)
+    for _ in range(3):
+        s.step()
+    opt.param_groups[0]["lr"] *= 0.5
+    for _ in range(7):
+        s.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * 0.01)
+
+
 def test_inpainting_loss_ignores_missing_pixels():
     """The data term only sees known pixels: changing hidden pixels of y changes nothing."""
     y = torch.rand(1, 1, 8, 8)

@@ -44,18 +44,22 @@ class _Crash(Callback):
             raise RuntimeError("simulated crash")
 
 
-def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("schedule", ["step", "anneal"])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, schedule):
     param, y, clean, cfg = _setup()
+    cfg = cfg.replace(lr_schedule=schedule)
     ref = fit(param, Identity(), y, cfg, gt=clean, callbacks=[WindowedVariance(window=5, patience=1000)])
 
     ck = tmp_path / "run.ckpt"
     param, y, clean, cfg = _setup()
+    cfg = cfg.replace(lr_schedule=schedule)
     with pytest.raises(RuntimeError, match="simulated crash"):
         fit(param, Identity(), y, cfg, gt=clean, callbacks=[WindowedVariance(window=5, patience=1000), _Crash(37)],
             checkpoint=ck, checkpoint_every=25)
     assert load_checkpoint(ck)["it"] == 25  # the last checkpoint before the crash: 12 iterations are lost
 
     param, y, clean, cfg = _setup(seed=123)  # a fresh process: nothing carried over but the file
+    cfg = cfg.replace(lr_schedule=schedule)
     wmv = WindowedVariance(window=5, patience=1000)
     res = fit(param, Identity(), y, cfg, gt=clean, callbacks=[wmv], resume=ck)
     assert torch.equal(res.image, ref.image) and torch.equal(res.ema, ref.ema)

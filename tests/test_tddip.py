@@ -414,3 +414,21 @@ def test_tddip_time_limit_ends_the_fit_with_the_held_out_choice_so_far():
     assert info["stop_scores"] == pytest.approx(full["stop_scores"][:info["sweeps"]], rel=1e-5)
     with pytest.raises(ConfigError, match="time limit"):
         tddip(d, preset=p, steps=8, device="cpu", dc=False, time_limit=-1)
+
+
+def test_tddip_anneal_is_sized_to_the_time_limit_when_that_binds_first():
+    """An "anneal" schedule decays over the last part of the budget: of the steps when they run out first, of the
+    time limit when it binds first, so that a run cut short on a slow machine still ends at 1 % of the rate."""
+    from deepprior.presets import get_preset
+
+    d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0, snr_db=10)
+    p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
+    p.pop("fit_fp32")
+    p["fit"] = {**p["fit"], "lr": 1e-2, "ema": 0.0, "lr_schedule": "anneal", "anneal_frac": 0.5}
+    _, full = tddip(d, preset=p, steps=120, patience=1000, seed=0, device="cpu", dc=False, time_limit=0)
+    lr = full["history"]["lr"]
+    assert full["sweeps"] == 30 and lr[:15] == [1e-2] * 15 and lr[-1] == pytest.approx(1e-4)
+    per_sweep = full["seconds"] / 30
+    _, cut = tddip(d, preset=p, steps=120, patience=1000, seed=0, device="cpu", dc=False, time_limit=8 * per_sweep)
+    assert cut["time_limited"] is not None and cut["sweeps"] < 30
+    assert cut["history"]["lr"][-1] == pytest.approx(1e-4, rel=0.05)

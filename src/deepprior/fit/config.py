@@ -56,9 +56,13 @@ class FitConfig:
     lr: float = 0.01
     optimizer: str = "adam"
     betas: tuple[float, float] = (0.9, 0.999)  # Adam's (GIP's reference uses (0.5, 0.98))
-    lr_schedule: str | None = None  # None | "step" | "cosine"
+    lr_schedule: str | None = None  # None | "step" | "cosine" | "anneal"
     lr_step: int = 2000
     lr_gamma: float = 0.5
+    # "anneal": constant, then a half cosine to 1 % over the last anneal_frac of the budget — the iters, or
+    # time_budget seconds if those run out first (:class:`~deepprior.fit.schedule.BudgetAnneal`)
+    anneal_frac: float = 0.25
+    time_budget: float | None = None
     ema: float | None = 0.99
     # Warm the EMA up: weight min(ema, (1 + t) / (10 + t)) at step t, so that the average does not drag
     # the first, poor outputs along for ~1/(1 − ema) steps (it reaches the full weight after ~900 steps).
@@ -86,8 +90,12 @@ class FitConfig:
             raise ConfigError(f"learning rate must be > 0, got {self.lr}")
         if self.optimizer not in ("adam", "lbfgs"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose adam or lbfgs")
-        if self.lr_schedule not in (None, "step", "cosine"):
-            raise ConfigError(f"unknown lr schedule {self.lr_schedule!r}; choose step, cosine or none")
+        if self.lr_schedule not in (None, "step", "cosine", "anneal"):
+            raise ConfigError(f"unknown lr schedule {self.lr_schedule!r}; choose step, cosine, anneal or none")
+        if not 0 < self.anneal_frac <= 1:
+            raise ConfigError(f"anneal_frac must be in (0, 1], got {self.anneal_frac}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ConfigError(f"time_budget must be > 0 seconds or None, got {self.time_budget}")
         if self.ema is not None and not 0 <= self.ema < 1:
             raise ConfigError(f"ema weight must be in [0, 1), got {self.ema}")
         if self.loss not in LOSSES:

@@ -23,6 +23,7 @@ from ..operators.base import Operator
 from ..params import Parameterization
 from .checkpoint import RunState, atomic_save, fingerprint, load_checkpoint, snapshot
 from .config import Callback, FitConfig, FitInterrupted, FitResult, FitState
+from .schedule import BudgetAnneal
 
 
 def _loss_fn(name: str) -> Callable[[Tensor, Tensor], Tensor]:
@@ -94,6 +95,9 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
         sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
     elif cfg.lr_schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.iters)
+    elif cfg.lr_schedule == "anneal":
+        # t0 is read when the clock is called: set below, and moved back on resume
+        sched = BudgetAnneal(opt, cfg.iters, cfg.anneal_frac, cfg.time_budget, clock=lambda: time.perf_counter() - t0)
 
     hist: dict[str, list] = {k: [] for k in ("loss", "data", "reg", "lr", "time")}
     if gt is not None:

@@ -216,8 +216,11 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     with torch.no_grad():
         scale = kspace_scale(render(param, b), data)
     where = support(data)  # the maps' null space stays 0 (see common.support)
+    limit = p.get("time_limit") if time_limit is None else time_limit
+    timer = TimeLimit(limit) if limit else None
+    # an "anneal" schedule ends its decay at the time limit when that comes before the last step
     cfg = FitConfig(iters=sweeps, lr_schedule=schedule, lr_step=lr_step, batch=b, batch_seed=seed, backtrack=True,
-                    backtrack_every=max(1, min(100, sweeps // 10)), **fcfg)
+                    backtrack_every=max(1, min(100, sweeps // 10)), time_budget=limit or None, **fcfg)
     cfg = cfg.replace(**{k: v for k, v in fit_overrides.items() if v is not None})
     if init is not None:
         # rendered in the fit's precision and memory layout (bf16 kernels round differently per layout), so that a
@@ -247,8 +250,6 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     oracle = MRIOracle(ref.to(dev), to_image) if ref is not None else None
     if oracle is not None:
         cbs.append(oracle)
-    limit = p.get("time_limit") if time_limit is None else time_limit
-    timer = TimeLimit(limit) if limit else None
     if timer is not None:
         cbs.append(timer)  # after the stop rule: the last sweep's score counts before the fit ends
     reg = None
