@@ -73,6 +73,12 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
         raise ConfigError("a regularizer was given with reg_weight 0, so it would have no effect; "
                           "set reg_weight > 0 or pass no regularizer")
     loss_fn = _loss_fn(cfg.loss)
+    # An operator may evaluate the squared misfit itself, against data of its own form (the radial Toeplitz data term,
+    # deepprior.mri.gramloss): the loop then asks it for the loss instead of comparing operator(x) with y.
+    own_misfit = callable(getattr(operator, "misfit", None))
+    if own_misfit and cfg.loss != "mse":
+        raise ConfigError(f"this operator computes a squared-error misfit itself; loss {cfg.loss!r} needs an operator "
+                          "without one")
     params = [p for p in param.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the parameterization has no trainable parameters")
@@ -136,10 +142,8 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
             x = call() if idx is None else call(index=idx)
         if x.dtype in (torch.bfloat16, torch.float16):
             x = x.float()  # the loss and the operators run in float32 (complex outputs pass untouched)
-        if idx is None:
-            data = loss_fn(operator(x), y)
-        else:
-            data = loss_fn(operator.select(idx)(x), y[idx.to(y.device)])
+        op, target = (operator, y) if idx is None else (operator.select(idx), y[idx.to(y.device)])
+        data = op.misfit(x, target) if own_misfit else loss_fn(op(x), target)
         reg = cfg.reg_weight * regularizer(x) if regularizer is not None else data.new_zeros(())  # real, as data
         total = data + reg
         (total * n_independent if n_independent != 1 else total).backward()

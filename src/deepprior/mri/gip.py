@@ -35,6 +35,7 @@ from ..params import Parameterization
 from ..presets import resolve
 from .admm import admm
 from .common import MRIOracle, check_network_memory, image_on_interrupt, kspace_scale, split_kspace, support
+from .gramloss import GramMisfit
 from .data import MRIData
 from .metrics import mri_psnr
 from .operators import ChannelsToComplex
@@ -97,7 +98,7 @@ class _FreezeGraph(Callback):
 def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = None, stop: str = "holdout",
         holdout: float = 0.05, seed: int = 0, ref: Tensor | None = None, callbacks=(), device="auto",
         admm_stage: bool = True, log=None, checkpoint=None, checkpoint_every: int = 0,
-        resume=None) -> tuple[Tensor, dict]:
+        resume=None, gram: bool = True) -> tuple[Tensor, dict]:
     """Reconstruct a dynamic Cartesian or radial series with GIP: the staged pretraining, then ADMM.
 
     Returns the complex series ``(T, H, W)`` (ADMM's data-consistent X; the pretrained network's output
@@ -110,6 +111,8 @@ def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = 
     ``checkpoint``: write the run's state there (atomically) at the end of each stage and of each ADMM outer
     iteration, at least ``checkpoint_every`` network steps apart; ``resume``: continue such a run from its last
     boundary — ending, on CPU, with the same image as an uninterrupted run (a stage cut short is redone).
+    ``gram``: radial data's term in the network stages through the Toeplitz gram
+    (:class:`~deepprior.mri.gramloss.GramMisfit`, no NUFFT per step); False: through the NUFFT pair.
 
     >>> from deepprior.mri.data import simulate
     >>> from deepprior.presets import get_preset
@@ -141,7 +144,12 @@ def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = 
         param.stage = "cnn"
         scale = kspace_scale(param(), data)
     y = y_tr * scale
-    op = tr_op @ c2c
+    op, target = tr_op @ c2c, y
+    if data.radial and gram:
+        # the same data term through the Toeplitz gram: every network step fits all frames, and the NUFFT pair
+        # would cost more than the network (gramloss)
+        op = GramMisfit(tr_op, y, inner=c2c)
+        target = op.normal_data
     where = support(data)  # the maps' null space stays 0 (see common.support)
     to_image = lambda x: c2c(x) / scale * where  # noqa: E731
     info: dict = {"method": "gip", "stages": [], "scale": scale, "params": sum(q.numel() for q in param.parameters())}
@@ -178,7 +186,7 @@ def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = 
                         backtrack_every=max(1, min(100, steps // 10)))
         s0 = time.perf_counter()
         with image_on_interrupt(to_image):
-            res = fit(param, op, y, cfg, callbacks=cbs)
+            res = fit(param, op, target, cfg, callbacks=cbs)
         rec = {"stage": name, "steps": res.iters_run, "lr": lr, "seconds": time.perf_counter() - s0}
         if stopper is not None:
             rec.update(selected=res.selected_iter, fired_at=stopper.fired_at)

@@ -30,8 +30,8 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "lps": ("lambda_l", "lambda_s"),
     "dip": ("preset", "lr", "stop", "holdout", "patience", "tv_weight", "dc", "checkpoint", "checkpoint_every", "resume"),
     "tddip": ("preset", "manifold_kind", "cycles", "coords", "batch", "stop", "holdout", "patience", "dcf",
-              "checkpoint", "checkpoint_every", "resume", "lr", "init", "dc", "tv_weight", "time_limit"),
-    "gip": ("preset", "stop", "holdout", "admm_stage", "log", "checkpoint", "checkpoint_every", "resume"),
+              "checkpoint", "checkpoint_every", "resume", "lr", "init", "dc", "tv_weight", "time_limit", "gram"),
+    "gip": ("preset", "stop", "holdout", "admm_stage", "log", "checkpoint", "checkpoint_every", "resume", "gram"),
     "cg-moco": ("lam", "motion", "outer", "levels"),
     "dip-moco": ("preset", "lr", "motion_lr", "motion", "stop", "holdout", "patience", "dc_iters", "checkpoint",
                  "checkpoint_every", "resume"),
@@ -138,9 +138,10 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
     preset (``convdecoder`` | ``skip``), lr, stop, holdout, patience, tv_weight, dc, checkpoint, checkpoint_every,
     resume — see
     :func:`deepprior.mri.dip.dip_static`; ``tddip`` preset (``tddip-cpu`` default | ``tddip``), manifold_kind,
-    cycles, coords, batch, stop, holdout, patience, dcf, checkpoint, checkpoint_every, resume — see
+    cycles, coords, batch, stop, holdout, patience, dcf, checkpoint, checkpoint_every, resume, lr, init, dc,
+    tv_weight, time_limit, gram — see
     :func:`deepprior.mri.tddip.tddip`; ``gip`` preset (``gip-cpu`` default | ``gip``), stop, holdout,
-    admm_stage, checkpoint, checkpoint_every, resume — see :func:`deepprior.mri.gip.gip`. Multi-shot data with
+    admm_stage, checkpoint, checkpoint_every, resume, gram — see :func:`deepprior.mri.gip.gip`. Multi-shot data with
     motion (:func:`deepprior.mri.motion.simulate_motion`): ``cgsense`` motion (a known ``(S, 3)`` motion, else none
     is corrected); ``cg-moco`` lam, motion (start), outer, levels — :func:`deepprior.mri.motion.recon.cg_moco`;
     ``dip-moco`` preset, lr, motion_lr, motion (start, or ``"coarse"``), stop, holdout, patience, dc_iters,

@@ -31,6 +31,7 @@ from .common import MRIOracle, check_network_memory, image_on_interrupt, kspace_
 from .data import MRIData
 from .dcweight import choose_dc_weight, dc_step
 from .dip import ScaledTV
+from .gramloss import GramMisfit
 from .operators import ChannelsToComplex
 from .pics import kt_tv
 
@@ -132,7 +133,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
           holdout: float = 0.05, patience: int | None = None, dcf: bool = True, seed: int = 0, callbacks=(),
           ref: Tensor | None = None, device: str | torch.device = "auto", checkpoint=None, checkpoint_every: int = 0,
           resume=None, init=None, dc: bool | None = None, tv_weight: float = 0.0, time_limit: float | None = None,
-          **fit_overrides) -> tuple[Tensor, dict]:
+          gram: bool = True, **fit_overrides) -> tuple[Tensor, dict]:
     """Reconstruct a dynamic series with TDDIP. Returns the complex series ``(T, H, W)`` and an info dict
     (steps, sweeps, seconds, the stopped/selected sweep, loss curves and — with ``ref`` — the oracle
     PSNR curve and its best sweep, as diagnostics). Most users call
@@ -157,6 +158,8 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     ``time_limit``: seconds of fitting after which the run ends with what the stop rule selected so far
     (:class:`~deepprior.fit.stopping.TimeLimit`; ``info["time_limited"]`` is the sweep it ended after, or None);
     None takes the preset's ``time_limit`` (none if absent), 0 turns it off.
+    ``gram``: radial data's term through the Toeplitz gram (:class:`~deepprior.mri.gramloss.GramMisfit`, no NUFFT per
+    step; the same loss and gradient); False: through the NUFFT pair.
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
@@ -215,6 +218,12 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
         tr_op, y_tr = data.operator, data.kspace
     with torch.no_grad():
         scale = kspace_scale(render(param, b), data)
+    if data.radial and gram:
+        # the same data term through the Toeplitz gram: no NUFFT per step (gramloss)
+        loss_op = GramMisfit(tr_op, y_tr * scale, inner=c2c)
+        target = loss_op.normal_data
+    else:
+        loss_op, target = tr_op @ c2c, y_tr * scale
     where = support(data)  # the maps' null space stays 0 (see common.support)
     limit = p.get("time_limit") if time_limit is None else time_limit
     timer = TimeLimit(limit) if limit else None
@@ -259,7 +268,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
         cfg = cfg.replace(reg_weight=tv_weight)
     t0 = time.perf_counter()
     with image_on_interrupt(to_image):
-        res = fit(param, tr_op @ c2c, y_tr * scale, cfg, regularizer=reg, callbacks=cbs, checkpoint=checkpoint,
+        res = fit(param, loss_op, target, cfg, regularizer=reg, callbacks=cbs, checkpoint=checkpoint,
                   checkpoint_every=checkpoint_every, resume=resume)
     seconds = time.perf_counter() - t0
     x = to_image(res.output).detach()
