@@ -1,7 +1,7 @@
 """A learning-rate schedule sized to the run's budget in steps *and* seconds.
 
-A fit that ends at a time limit (TDDIP's CPU preset on a slow machine, or on radial data whose NUFFT makes
-each step dearer) never reaches the end of a schedule counted in steps, so a final decay counted in steps
+A fit that ends at a time limit (TDDIP's CPU preset on a slower machine than it was sized on) never reaches
+the end of a schedule counted in steps, so a final decay counted in steps
 would not happen there. :class:`BudgetAnneal` measures progress as whichever is further along, the steps
 or the clock, and decays the rate over the last ``frac`` of it: the constant-rate phase keeps all its
 steps, and every run, cut short or not, ends annealed.

@@ -35,8 +35,8 @@ from ..params import Parameterization
 from ..presets import resolve
 from .admm import admm
 from .common import MRIOracle, check_network_memory, image_on_interrupt, kspace_scale, split_kspace, support
-from .gramloss import GramMisfit
 from .data import MRIData
+from .gramloss import GramMisfit
 from .metrics import mri_psnr
 from .operators import ChannelsToComplex
 

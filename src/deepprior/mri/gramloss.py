@@ -1,6 +1,6 @@
 """The weighted radial data term of a network fit, evaluated in image space by the Toeplitz gram.
 
-A network fitted to radial k-space (TDDIP) needs ``‖√W (A x − y)‖²`` and its gradient ``2 Aᴴ W (A x − y)`` at
+A network fitted to radial k-space (TDDIP; GIP's pretraining stages) needs ``‖√W (A x − y)‖²`` and its gradient ``2 Aᴴ W (A x − y)`` at
 every step: a forward and an adjoint NUFFT per coil. Expanded,
 
     ‖√W (A x − y)‖² = Re⟨x, AᴴWA x⟩ − 2 Re⟨x, AᴴW y⟩ + ‖√W y‖²,
@@ -8,7 +8,7 @@ every step: a forward and an adjoint NUFFT per coil. Expanded,
 so with ``b = AᴴW y`` and ``‖√W y‖²`` computed once, a step needs only ``AᴴWA x`` — one convolution with the
 trajectory's point-spread function on the twice-larger grid (:meth:`~deepprior.mri.nufft.Weighted.gram`), which also
 gives the gradient ``2 (AᴴWA x − b)``. Same loss and gradient as the NUFFT pair (to the Toeplitz kernel's precision),
-3.5× cheaper per frame here (8 coils, 13 spokes, 128²). The value is summed in float64: it is a difference of
+3.5× cheaper per frame here (8 coils, 13 spokes, 128²; a TDDIP step 1.2× faster in all, docs/benchmarks.md). The value is summed in float64: it is a difference of
 terms ~1000× larger than itself once the fit is good.
 """
 
@@ -41,10 +41,10 @@ class _Misfit(torch.autograd.Function):
 class GramMisfit(Operator):
     """The fit loop's data term ``mean |√W (A x − y)|²`` over the entries of ``y`` for a radial operator ``op`` whose
     ``gram`` is the Toeplitz one (a :class:`~deepprior.mri.nufft.RadialSENSE`, W = 1, or a density-weighted
-    :class:`~deepprior.mri.nufft.Weighted` one) and its (weighted) data ``y`` ``(T, C, K)``, after ``inner`` (e.g. the network's channels → complex frames). Hand it to
-    :func:`~deepprior.fit.fit` with :attr:`normal_data` as the measurement: the loop then calls :meth:`misfit` instead
-    of comparing ``operator(x)`` with ``y``. ``forward`` is the normal operator ``AᴴWA`` (after ``inner``), whose data
-    are ``normal_data = AᴴW y``.
+    :class:`~deepprior.mri.nufft.Weighted` one) and its (weighted) data ``y`` ``(T, C, K)``, after ``inner`` (e.g.
+    the network's channels → complex frames). Hand it to :func:`~deepprior.fit.fit` with :attr:`normal_data` as the
+    measurement: the loop then calls :meth:`misfit` instead of comparing ``operator(x)`` with ``y``. ``forward`` is
+    the normal operator ``AᴴWA`` (after ``inner``), whose data are ``normal_data = AᴴW y``.
 
     >>> import torch
     >>> from deepprior.mri.nufft import RadialSENSE, Weighted
