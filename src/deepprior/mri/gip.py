@@ -36,7 +36,7 @@ from ..presets import resolve
 from .admm import admm
 from .common import MRIOracle, check_network_memory, image_on_interrupt, kspace_scale, split_kspace, support
 from .data import MRIData
-from .gramloss import GramMisfit
+from .gramloss import data_term
 from .metrics import mri_psnr
 from .operators import ChannelsToComplex
 
@@ -144,12 +144,8 @@ def gip(data: MRIData, *, preset: str | dict | None = None, iters: int | None = 
         param.stage = "cnn"
         scale = kspace_scale(param(), data)
     y = y_tr * scale
-    op, target = tr_op @ c2c, y
-    if data.radial and gram:
-        # the same data term through the Toeplitz gram: every network step fits all frames, and the NUFFT pair
-        # would cost more than the network (gramloss)
-        op = GramMisfit(tr_op, y, inner=c2c)
-        target = op.normal_data
+    # radial: through the Toeplitz gram — every network step fits all frames, where the NUFFT pair costs most
+    op, target = data_term(tr_op, y, c2c, gram)
     where = support(data)  # the maps' null space stays 0 (see common.support)
     to_image = lambda x: c2c(x) / scale * where  # noqa: E731
     info: dict = {"method": "gip", "stages": [], "scale": scale, "params": sum(q.numel() for q in param.parameters())}

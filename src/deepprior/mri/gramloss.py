@@ -21,6 +21,11 @@ from ..errors import ConfigError
 from ..operators.base import LinearOperator, Operator
 
 
+def _toeplitz(op) -> bool:
+    """Whether ``op`` (a radial operator, or one weighting it) applies its gram by the Toeplitz embedding."""
+    return bool(getattr(op, "toeplitz", False) or getattr(getattr(op, "op", None), "toeplitz", False))
+
+
 class _Misfit(torch.autograd.Function):
     """``(Re⟨x, Gx − 2b⟩ + c) / n`` with the gradient ``2 (Gx − b) / n`` — one gram per evaluation."""
 
@@ -60,7 +65,7 @@ class GramMisfit(Operator):
 
     def __init__(self, op: LinearOperator, y: Tensor, inner: LinearOperator | None = None):
         super().__init__()
-        if not (getattr(op, "toeplitz", False) or getattr(getattr(op, "op", None), "toeplitz", False)):
+        if not _toeplitz(op):
             raise ConfigError("GramMisfit needs a radial operator (weighted or not) with the Toeplitz gram "
                               "(toeplitz=True)")
         self.op, self.inner = op, inner
@@ -92,3 +97,23 @@ class GramMisfit(Operator):
         sub.register_buffer("normal_data", self.normal_data[i])
         sub.register_buffer("norms", self.norms[i])
         return sub
+
+
+def data_term(op: LinearOperator, y: Tensor, inner: LinearOperator, gram: bool = True) -> tuple[Operator, Tensor]:
+    """The (operator, measurement) pair a network fit hands to :func:`~deepprior.fit.fit` for ``op`` and its data
+    ``y`` after ``inner``: the :class:`GramMisfit` and its normal data where ``op`` is radial with the Toeplitz gram
+    and ``gram`` is set, else ``op @ inner`` and ``y`` (Cartesian data: the FFT is already cheap).
+
+    >>> import torch
+    >>> from deepprior.mri.nufft import RadialSENSE
+    >>> from deepprior.mri.operators import ChannelsToComplex
+    >>> from deepprior.mri.sampling import golden_angle_radial
+    >>> op = RadialSENSE(golden_angle_radial(2, 5, 16), shape=(16, 16))
+    >>> y = op(torch.randn(2, 16, 16, dtype=torch.complex64))
+    >>> [type(data_term(op, y, ChannelsToComplex(frames=2), gram=g)[0]).__name__ for g in (True, False)]
+    ['GramMisfit', '_Composition']
+    """
+    if gram and _toeplitz(op):
+        m = GramMisfit(op, y, inner=inner)
+        return m, m.normal_data
+    return op @ inner, y

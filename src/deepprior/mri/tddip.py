@@ -31,7 +31,7 @@ from .common import MRIOracle, check_network_memory, image_on_interrupt, kspace_
 from .data import MRIData
 from .dcweight import choose_dc_weight, dc_step
 from .dip import ScaledTV
-from .gramloss import GramMisfit
+from .gramloss import data_term
 from .operators import ChannelsToComplex
 from .pics import kt_tv
 
@@ -218,12 +218,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
         tr_op, y_tr = data.operator, data.kspace
     with torch.no_grad():
         scale = kspace_scale(render(param, b), data)
-    if data.radial and gram:
-        # the same data term through the Toeplitz gram: no NUFFT per step (gramloss)
-        loss_op = GramMisfit(tr_op, y_tr * scale, inner=c2c)
-        target = loss_op.normal_data
-    else:
-        loss_op, target = tr_op @ c2c, y_tr * scale
+    loss_op, target = data_term(tr_op, y_tr * scale, c2c, gram)  # radial: through the Toeplitz gram, no NUFFT per step
     where = support(data)  # the maps' null space stays 0 (see common.support)
     limit = p.get("time_limit") if time_limit is None else time_limit
     timer = TimeLimit(limit) if limit else None
