@@ -17,7 +17,9 @@ the network image is reported beside it), ``--dc-weight μ|auto`` (its weight; `
 the held-out samples), ``--patience N`` (sweeps of the held-out rule), ``--tv-weight λ`` (DIP-TV), ``--init tv``
 (start at the k-t TV image), ``--lr`` (learning rate), ``--lr-schedule step|none`` with ``--lr-step N`` /
 ``--lr-gamma g`` (StepLR: steps between drops, factor per drop; the preset runs at a constant rate),
-``--manifold`` (helix, circle, line).
+``--manifold`` (helix, circle, line), ``--dc-regs tv|off`` (k-t TV's terms in the final step, the preset's default, or
+the plain step) with ``--dc-pull r`` (the pull towards the network image, r × the held-out μ), ``--time-limit s``
+(seconds of fitting). With the TV terms on, the row also gives the plain step at the same μ on the same network image.
 Every row is scored in the whole FOV and in the fixed cardiac region of interest
 (:func:`deepprior.mri.metrics.motion_roi`); the simulation's noise and mask and the network's weights follow the
 seed. TDDIP's held-out rule chooses the iterate without ground truth; the oracle PSNR per sweep is recorded only
@@ -76,6 +78,9 @@ def method_options(spec: str) -> tuple[str, dict]:
     ap.add_argument("--patience", type=int, help="sweeps of the held-out rule (a long one runs to the budget and "
                                                   "replays shorter ones)")
     ap.add_argument("--manifold", choices=("helix", "circle", "line"))
+    ap.add_argument("--dc-regs", choices=("tv", "off"), help="k-t TV's terms in the final data-consistency step, or none")
+    ap.add_argument("--dc-pull", type=float, help="its pull towards the network image, as a factor of the chosen μ")
+    ap.add_argument("--time-limit", type=float, help="seconds of fitting")
     o = ap.parse_args(words[1:])
     if words[0] != "tddip":
         return words[0], {}
@@ -96,6 +101,12 @@ def method_options(spec: str) -> tuple[str, dict]:
         p["fit"] = {**p["fit"], "amp": o.amp}
     if o.dc_weight:
         p["dc_weight"] = o.dc_weight if o.dc_weight == "auto" else float(o.dc_weight)
+    if o.dc_regs:
+        p["dc_regs"] = {"tv": KT_TV_WEIGHT, "tv-t": KT_TV_TEMPORAL} if o.dc_regs == "tv" else {}
+    if o.dc_pull:
+        p["dc_pull"] = o.dc_pull
+    if o.time_limit is not None:
+        p["time_limit"] = o.time_limit
     opts = {"preset": p, "dc": o.dc or None, "patience": o.patience, "tv_weight": o.tv_weight or 0.0, "init": o.init, "lr": o.lr,
             "manifold_kind": o.manifold}
     return "tddip", {k: v for k, v in opts.items() if v is not None}
@@ -104,7 +115,7 @@ def method_options(spec: str) -> tuple[str, dict]:
 def dc_sweep(d, net, roi) -> None:
     """PSNR (FOV / ROI) of ``min ½‖Ax − y‖² + μ/2‖x − x_net‖²`` (+ the tv method's terms) over a μ grid."""
     tv = {"tv": KT_TV_WEIGHT, "tv-t": KT_TV_TEMPORAL}
-    for regs, grid in (({}, (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)), (tv, (0.0, 0.01, 0.03, 0.1, 0.3, 1.0))):
+    for regs, grid in (({}, (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)), (tv, (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0))):
         for mu in grid:
             # the dc rows start at the network image, as tddip() does (CG stops at a relative tolerance)
             x = pics(d.operator, d.kspace, regs, prior=(net, mu) if mu else None, x0=None if regs else net).image
@@ -218,6 +229,13 @@ def main():
                 row["dc_mu"] = r.info["dc"]
                 if r.info.get("dc_scores"):
                     net += f", μ {r.info['dc'] or '∞'}"
+                if r.info.get("dc_regs"):  # the same μ without the TV terms: the lever, side by side on one fit
+                    from deepprior.mri.common import weighted
+
+                    x = dc_step(r.info["network_image"], *weighted(d), r.info["dc"])
+                    row["plain_dc_psnr"], row["plain_dc_roi"] = mri_metrics(x, d.gt)["psnr"], mri_metrics(x, d.gt, roi)["psnr"]
+                    row["dc_pull"] = r.info["dc_pull"]
+                    net += f", tv + pull {r.info['dc_pull']:g} (without tv: {row['plain_dc_psnr']:.2f} / {row['plain_dc_roi']:.2f})"
                 if not d.radial:  # the former fixed-weight step on the same network image, for comparison
                     x = dc_step(r.info["network_image"], d.operator, d.kspace, FIXED_DC)
                     row["fixed_dc_psnr"] = mri_metrics(x, d.gt)["psnr"]

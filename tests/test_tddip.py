@@ -185,6 +185,7 @@ def test_cli_tddip_writes_series_gif_plot_and_rejects_misplaced_options(tmp_path
                       (["--method", "zerofill", "--plot", str(tmp_path / "p.png")], "--plot"),
                       (["--method", "tddip", "--preset", "nope"], "--preset"),
                       (["--method", "lps", "--batch", "2"], "--batch"),
+                      (["--method", "cgsense", "--no-dc-tv"], "--dc-tv"),
                       (["--method", "zerofill", "--device", "cuda"] if not torch.cuda.is_available() else
                        ["--method", "gip", "--stop", "wmv"], "cuda" if not torch.cuda.is_available() else "wmv")]:
         assert main(["mri", "recon", str(k), "-o", str(tmp_path / "x.npy"), *argv]) == 2
@@ -432,3 +433,46 @@ def test_tddip_anneal_is_sized_to_the_time_limit_when_that_binds_first():
     _, cut = tddip(d, preset=p, steps=120, patience=1000, seed=0, device="cpu", dc=False, time_limit=8 * per_sweep)
     assert cut["time_limited"] is not None and cut["sweeps"] < 30
     assert cut["history"]["lr"][-1] == pytest.approx(1e-4, rel=0.05)
+
+
+def test_tddip_final_step_can_pull_kt_tv_towards_the_network_image():
+    from deepprior.mri.common import weighted
+    from deepprior.mri.pics import pics
+
+    d = simulate(cine_phantom(frames=4, n=16), coils=2, accel=2, center=4, seed=0)
+    regs = {"tv": 1e-3, "tv-t": 1e-2}
+    p = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 4}, "mapnet": {"hidden": [4]},
+         "dc_weight": 0.01, "dc_regs": regs, "dc_pull": 0.5}
+    x, info = tddip(d, preset=p, steps=8, stop="none", dc=True, seed=0, device="cpu")
+    net = info["network_image"]
+    assert info["dc_regs"] == regs and info["dc_pull"] == pytest.approx(0.005)
+    # exactly k-t TV with the pull μ' = dc_pull × μ towards the network image, started there
+    assert torch.allclose(x, pics(*weighted(d), regs, prior=(net, 0.005), x0=net, iters=p["dc_iters"]).image, atol=1e-6)
+    plain, pinfo = tddip(d, preset=p, steps=8, stop="none", dc=True, seed=0, device="cpu", dc_regs={})
+    assert torch.allclose(pinfo["network_image"], net) and pinfo["dc_regs"] == {} and pinfo["dc_pull"] is None
+    tv_t = lambda v: float((v[1:] - v[:-1]).abs().sum())  # noqa: E731
+    assert tv_t(x) < tv_t(plain)  # the temporal TV term acts
+    with pytest.raises(ConfigError, match="dc_pull"):
+        tddip(d, preset={**p, "dc_pull": 0}, steps=2, stop="none", dc=True)
+
+
+def test_tddip_cpu_ends_with_the_tv_method_defaults_and_the_cli_turns_them_off(tmp_path):
+    import numpy as np
+
+    from deepprior.cli import main
+    from deepprior.mri.io import load_data
+    from deepprior.mri.pics import KT_TV_TEMPORAL, KT_TV_WEIGHT
+
+    # the preset spells the tv method's weights out (presets cannot import deepprior.mri): they must agree
+    assert TDDIP_PRESETS["tddip-cpu"]["dc_regs"] == {"tv": KT_TV_WEIGHT, "tv-t": KT_TV_TEMPORAL}
+    np.save(tmp_path / "s.npy", cine_phantom(frames=3, n=16).numpy())
+    k = tmp_path / "k.h5"
+    assert main(["mri", "simulate", str(tmp_path / "s.npy"), "-o", str(k), "--coils", "2", "--accel", "2",
+                 "--center", "4"]) == 0
+    for flag, name in (("--no-dc-tv", "off.npy"), ("--dc-tv", "on.npy")):
+        assert main(["mri", "recon", str(k), "--method", "tddip", "--iters", "12", flag, "-o", str(tmp_path / name),
+                     "-q"]) == 0
+    r = reconstruct(load_data(str(k)), "tddip", iters=12, seed=0, dc_regs={})
+    assert np.allclose(np.load(tmp_path / "off.npy"), r.image.numpy(), atol=1e-6)
+    assert r.info["dc"] is not None  # 12 steps leave a poor network image: the held-out samples want a finite μ
+    assert not np.allclose(np.load(tmp_path / "on.npy"), r.image.numpy(), atol=1e-6)  # where the TV terms act

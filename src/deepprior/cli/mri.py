@@ -158,7 +158,8 @@ def _is_series_npy(path, key) -> bool:
 _FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "batch": "batch",
           "patience": "patience",
           "lambda-l": "lambda_l", "lambda-s": "lambda_s", "weight": "weight", "checkpoint-every": "checkpoint_every",
-          "lam": "lam", "temporal": "temporal", "tv-weight": "tv_weight", "dc": "dc"}
+          "lam": "lam", "temporal": "temporal", "tv-weight": "tv_weight", "dc": "dc",
+          "dc-tv": "dc_regs"}
 
 
 @mri.command("recon")
@@ -201,6 +202,9 @@ _FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_ki
 @click.option("--dc/--no-dc", default=None,
               help="dip, tddip: end with exact data consistency towards the network image, its weight chosen on "
                    "held-out samples (default: the preset's, on).")
+@click.option("--dc-tv/--no-dc-tv", "dc_regs", default=None,
+              help="tddip: make that final step k-t TV (the tv method's weights) pulled towards the network image "
+                   "(default: the preset's, on for tddip-cpu).")
 @click.option("--motion", "motion_path", type=click.Path(), default=None,
               help="Multi-shot data: a (shots, 3) motion file (.csv/.npy: dx px, dy px, rotation °) — the known motion "
                    "for cgsense, the start for cg-moco/dip-moco.")
@@ -232,6 +236,8 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
 
     ck = ckpt_path({"output": output})
     opts = {k: v for k, v in flags.items() if v is not None}
+    if "dc_regs" in opts:  # the flag's on/off as the terms the final step takes
+        opts["dc_regs"] = {"tv": KT_TV_WEIGHT, "tv-t": KT_TV_TEMPORAL} if opts["dc_regs"] else {}
     if resume:
         opts["resume"] = ck
     if "checkpoint_every" in opts or resume:

@@ -30,7 +30,8 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "lps": ("lambda_l", "lambda_s"),
     "dip": ("preset", "lr", "stop", "holdout", "patience", "tv_weight", "dc", "checkpoint", "checkpoint_every", "resume"),
     "tddip": ("preset", "manifold_kind", "cycles", "coords", "batch", "stop", "holdout", "patience", "dcf",
-              "checkpoint", "checkpoint_every", "resume", "lr", "init", "dc", "tv_weight", "time_limit", "gram"),
+              "checkpoint", "checkpoint_every", "resume", "lr", "init", "dc", "tv_weight", "time_limit", "gram",
+              "dc_regs"),
     "gip": ("preset", "stop", "holdout", "admm_stage", "log", "checkpoint", "checkpoint_every", "resume", "gram"),
     "cg-moco": ("lam", "motion", "outer", "levels"),
     "dip-moco": ("preset", "lr", "motion_lr", "motion", "stop", "holdout", "patience", "dc_iters", "checkpoint",
@@ -139,7 +140,7 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
     resume — see
     :func:`deepprior.mri.dip.dip_static`; ``tddip`` preset (``tddip-cpu`` default | ``tddip``), manifold_kind,
     cycles, coords, batch, stop, holdout, patience, dcf, checkpoint, checkpoint_every, resume, lr, init, dc,
-    tv_weight, time_limit, gram — see
+    tv_weight, time_limit, gram, dc_regs — see
     :func:`deepprior.mri.tddip.tddip`; ``gip`` preset (``gip-cpu`` default | ``gip``), stop, holdout,
     admm_stage, checkpoint, checkpoint_every, resume, gram — see :func:`deepprior.mri.gip.gip`. Multi-shot data with
     motion (:func:`deepprior.mri.motion.simulate_motion`): ``cgsense`` motion (a known ``(S, 3)`` motion, else none
