@@ -50,7 +50,8 @@ from deepprior.mri.dcweight import dc_step
 from deepprior.mri.io import load_series
 from deepprior.mri.methods import reconstruct
 from deepprior.mri.metrics import motion_roi, mri_metrics
-from deepprior.mri.pics import KT_TV_TEMPORAL, KT_TV_WEIGHT, pics
+from deepprior.mri.common import weighted
+from deepprior.mri.pics import kt_tv_terms, pics
 from deepprior.presets import get_preset
 
 FIXED_DC = 3e-3  # the tddip-cpu preset's former dc_weight, tuned on OCMR k-t R = 4 (noiseless model)
@@ -102,7 +103,7 @@ def method_options(spec: str) -> tuple[str, dict]:
     if o.dc_weight:
         p["dc_weight"] = o.dc_weight if o.dc_weight == "auto" else float(o.dc_weight)
     if o.dc_regs:
-        p["dc_regs"] = {"tv": KT_TV_WEIGHT, "tv-t": KT_TV_TEMPORAL} if o.dc_regs == "tv" else {}
+        p["dc_regs"] = kt_tv_terms() if o.dc_regs == "tv" else {}
     if o.dc_pull:
         p["dc_pull"] = o.dc_pull
     if o.time_limit is not None:
@@ -114,7 +115,7 @@ def method_options(spec: str) -> tuple[str, dict]:
 
 def dc_sweep(d, net, roi) -> None:
     """PSNR (FOV / ROI) of ``min ½‖Ax − y‖² + μ/2‖x − x_net‖²`` (+ the tv method's terms) over a μ grid."""
-    tv = {"tv": KT_TV_WEIGHT, "tv-t": KT_TV_TEMPORAL}
+    tv = kt_tv_terms()
     for regs, grid in (({}, (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)), (tv, (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0))):
         for mu in grid:
             # the dc rows start at the network image, as tddip() does (CG stops at a relative tolerance)
@@ -127,9 +128,9 @@ def blend(d, net, roi, seed: int) -> None:
     """PSNR (FOV / ROI) of α·x_net + (1 − α)·x_tv over α, and the α the held-out samples choose: k-t TV solved on
     TDDIP's training samples (the same seeded split) is blended with the network image and scored on the held-out
     ones; the chosen α is then applied to k-t TV on all samples. Do the two priors' errors cancel?"""
-    from deepprior.mri.common import split_kspace, weighted
+    from deepprior.mri.common import split_kspace
 
-    regs = {"tv": KT_TV_WEIGHT, "tv-t": KT_TV_TEMPORAL}
+    regs = kt_tv_terms()
     op, y = weighted(d)
     tv = pics(op, y, regs).image
     tr_op, y_tr, va_op, y_va, _ = split_kspace(d, 0.05, seed=seed + 11, dcf=True)  # tddip()'s split
@@ -230,8 +231,6 @@ def main():
                 if r.info.get("dc_scores"):
                     net += f", μ {r.info['dc'] or '∞'}"
                 if r.info.get("dc_regs"):  # the same μ without the TV terms: the lever, side by side on one fit
-                    from deepprior.mri.common import weighted
-
                     x = dc_step(r.info["network_image"], *weighted(d), r.info["dc"])
                     row["plain_dc_psnr"], row["plain_dc_roi"] = mri_metrics(x, d.gt)["psnr"], mri_metrics(x, d.gt, roi)["psnr"]
                     row["dc_pull"] = r.info["dc_pull"]

@@ -11,7 +11,7 @@ import click
 
 from ..errors import ConfigError, InputError
 from ..mri.methods import METHODS, OPTIONS
-from ..mri.pics import KT_TV_TEMPORAL, KT_TV_WEIGHT, TV_STATIC_WEIGHT, WAVELET_WEIGHT
+from ..mri.pics import KT_TV_TEMPORAL, KT_TV_WEIGHT, TV_STATIC_WEIGHT, WAVELET_WEIGHT, kt_tv_terms
 from ..mri.recon import LPS_LAMBDA_L, LPS_LAMBDA_S
 from ..mri.sampling import PATTERNS
 from ..mri.shots import ORDERS as SHOT_ORDERS
@@ -237,7 +237,7 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
     ck = ckpt_path({"output": output})
     opts = {k: v for k, v in flags.items() if v is not None}
     if "dc_regs" in opts:  # the flag's on/off as the terms the final step takes
-        opts["dc_regs"] = {"tv": KT_TV_WEIGHT, "tv-t": KT_TV_TEMPORAL} if opts["dc_regs"] else {}
+        opts["dc_regs"] = kt_tv_terms() if opts["dc_regs"] else {}
     if resume:
         opts["resume"] = ck
     if "checkpoint_every" in opts or resume:

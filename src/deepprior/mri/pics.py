@@ -236,6 +236,15 @@ KT_TV_TEMPORAL = 3e-4
 TV_STATIC_WEIGHT = 1e-4
 
 
+def kt_tv_terms(weight: float = KT_TV_WEIGHT, temporal: float = KT_TV_TEMPORAL) -> dict[str, float]:
+    """The ``regs`` of :func:`pics` for k-t TV (a new dict each call), the tuned weights by default.
+
+    >>> kt_tv_terms() == {"tv": KT_TV_WEIGHT, "tv-t": KT_TV_TEMPORAL}
+    True
+    """
+    return {"tv": weight, "tv-t": temporal}
+
+
 def kt_tv(op: LinearOperator, y: Tensor, *, weight: float = KT_TV_WEIGHT, temporal: float = KT_TV_TEMPORAL,
           iters: int = 100, **admm) -> Tensor:
     """k-t TV compressed sensing ``min ½‖Ax − y‖² + λ_xy TV_xy(x) + λ_t TV_t(x)`` solved by ADMM with exact
@@ -243,7 +252,7 @@ def kt_tv(op: LinearOperator, y: Tensor, *, weight: float = KT_TV_WEIGHT, tempor
     per frame), ``temporal`` = λ_t (ignored for a single frame), both on data scaled to unit intensity."""
     x0 = op.adjoint(y)
     frames = x0.shape[0] if x0.ndim == 3 else 1
-    regs = {"tv": weight, "tv-t": temporal if frames > 1 else 0.0}
+    regs = kt_tv_terms(weight, temporal if frames > 1 else 0.0)
     return pics(op, y, regs, iters=iters, **admm).image
 
 
