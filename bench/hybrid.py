@@ -9,6 +9,7 @@
     python bench/hybrid.py --seeds 0 --methods tddip --blend --dc-sweep     # TDDIP blended with / pulling k-t TV
     python bench/hybrid.py --seeds 0 --setting "4 coils"    # a setting of bench/classical_tuned.py (PINCAT, measured maps…)
     python bench/hybrid.py --seeds 0 --setting "13 spokes" --methods tv tddip   # radial
+    python bench/hybrid.py --seeds 0 --setting "21 spokes" --methods tddip --dc-sweep   # radial tuning setting
 
 A method is ``tv`` or ``tddip`` followed by options: ``--steps N`` (optimizer steps, in float32 too),
 ``--channels C`` (decoder width),
@@ -17,7 +18,7 @@ the network image is reported beside it), ``--dc-weight μ|auto`` (its weight; `
 the held-out samples), ``--patience N`` (sweeps of the held-out rule), ``--tv-weight λ`` (DIP-TV), ``--init tv``
 (start at the k-t TV image), ``--lr`` (learning rate), ``--lr-schedule step|none`` with ``--lr-step N`` /
 ``--lr-gamma g`` (StepLR: steps between drops, factor per drop; the preset runs at a constant rate),
-``--manifold`` (helix, circle, line), ``--dc-regs tv|off`` (k-t TV's terms in the final step, the preset's default, or
+``--manifold`` (helix, circle, line), ``--batch N`` (frames per step), ``--dc-regs tv|off`` (k-t TV's terms in the final step, the preset's default, or
 the plain step) with ``--dc-pull r`` (the pull towards the network image, r × the held-out μ), ``--time-limit s``
 (seconds of fitting). With the TV terms on, the row also gives the plain step at the same μ on the same network image.
 Every row is scored in the whole FOV and in the fixed cardiac region of interest
@@ -82,6 +83,7 @@ def method_options(spec: str) -> tuple[str, dict]:
     ap.add_argument("--dc-regs", choices=("tv", "off"), help="k-t TV's terms in the final data-consistency step, or none")
     ap.add_argument("--dc-pull", type=float, help="its pull towards the network image, as a factor of the chosen μ")
     ap.add_argument("--time-limit", type=float, help="seconds of fitting")
+    ap.add_argument("--batch", type=int, help="frames per optimizer step (the preset's 1, as the reference)")
     o = ap.parse_args(words[1:])
     if words[0] != "tddip":
         return words[0], {}
@@ -108,6 +110,8 @@ def method_options(spec: str) -> tuple[str, dict]:
         p["dc_pull"] = o.dc_pull
     if o.time_limit is not None:
         p["time_limit"] = o.time_limit
+    if o.batch:
+        p["fit"] = {**p["fit"], "batch": o.batch}
     opts = {"preset": p, "dc": o.dc or None, "patience": o.patience, "tv_weight": o.tv_weight or 0.0, "init": o.init, "lr": o.lr,
             "manifold_kind": o.manifold}
     return "tddip", {k: v for k, v in opts.items() if v is not None}
@@ -191,23 +195,30 @@ def main():
     ap.add_argument("--accel", type=int, default=8)
     ap.add_argument("--setting", default=None,
                     help="instead of OCMR k-t --accel: the first setting of bench/classical_tuned.py whose label "
-                         "contains this text (e.g. PINCAT, '4 coils', 'measured maps', 'R=16', '13 spokes')")
+                         "contains this text (e.g. PINCAT, '4 coils', 'measured maps', 'R=16', '13 spokes'), or a "
+                         "tuning setting ('21 spokes', 'R=4')")
     ap.add_argument("--methods", nargs="+", default=["tv", "tddip"])
     ap.add_argument("--json", default=None, help="rows (default bench/results/hybrid_R<accel>.json)")
     ap.add_argument("--plot", default=None, help="write the PSNR-against-seconds figure here (.png)")
     ap.add_argument("--dc-sweep", action="store_true", help="score dc weights and TV pulled to the network image")
     ap.add_argument("--blend", action="store_true", help="score blends of the network image with k-t TV's")
+    ap.add_argument("--save-net", default=None,
+                    help="torch.save {seed: {network_image, mu, method}} of the TDDIP rows here, to study the final "
+                         "step without refitting")
     a = ap.parse_args()
     torch.set_num_threads(2)
     s = torch.from_numpy(abs(load_series(str(OCMR))))
     specs = [(m, *method_options(m)) for m in a.methods]
-    rows = []
+    rows, nets = [], {}
     load = lambda seed: simulate(s, coils=8, seed=seed, pattern="kt-random", accel=a.accel, center=8)  # noqa: E731
     tag = f"R{a.accel}"
     if a.setting:
         from classical_tuned import settings  # bench/ is the script's directory, so on sys.path
 
-        found = [(label, f) for label, f, _ in settings(False)[0] if a.setting.lower() in label.lower()]
+        tests, tuning = settings(False)
+        tuning = [("OCMR k-t R=4 (Cartesian tuning setting)", tuning["cartesian"], ""),
+                  ("OCMR radial 21 spokes (radial tuning setting)", tuning["radial"], "")]
+        found = [(label, f) for label, f, _ in tests + tuning if a.setting.lower() in label.lower()]
         if not found:
             ap.error(f"no setting matches {a.setting!r}")
         (label, load), tag = found[0], "".join(c for c in a.setting if c.isalnum())
@@ -252,6 +263,9 @@ def main():
             else:
                 where = f"{r.iters} ADMM iterations"
             rows.append(row)
+            if name == "tddip" and a.save_net:
+                nets[seed] = {"network_image": r.info["network_image"], "mu": r.info["dc"], "method": spec}
+                torch.save(nets, a.save_net)
             if name == "tddip" and a.dc_sweep:
                 dc_sweep(d, r.info["network_image"], roi)
             if name == "tddip" and a.blend:

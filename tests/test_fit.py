@@ -81,6 +81,28 @@ def test_ema_matches_manual():
     assert torch.allclose(r.ema, ema, atol=1e-6)
 
 
+def test_the_loops_fused_adam_takes_the_same_steps_as_torchs_reference_adam():
+    """The loop runs the fused Adam kernel: the iterates are those of the per-tensor implementation, to rounding."""
+    y = torch.rand(1, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    class Grab(Callback):
+        def on_step_end(self, state):
+            seen.append(state.x.clone())
+            assert state.optimizer.defaults["fused"]
+
+    fit(Pixels(torch.zeros_like(y)), Identity(), y, FitConfig(iters=15, lr=0.05, betas=(0.8, 0.95), ema=None,
+                                                            backtrack=False), callbacks=[Grab()])
+    x = torch.zeros_like(y, requires_grad=True)
+    opt = torch.optim.Adam([x], lr=0.05, betas=(0.8, 0.95), foreach=False)
+    for got in seen:  # Pixels' output is the parameter itself: the step's update is in it
+        opt.zero_grad()
+        (x - y).square().mean().backward()
+        opt.step()
+        assert torch.allclose(got, x.detach(), atol=1e-6)
+    assert not torch.equal(seen[-1], seen[0])
+
+
 def test_callback_can_stop():
     class StopAt(Callback):
         def on_step_end(self, state):

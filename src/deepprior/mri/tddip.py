@@ -253,8 +253,10 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     not_before = last_drop + patience if last_drop else 0
     if stop == "holdout":
         # scored on the EMA of the sweeps: smoother than single sweeps, and it is what is delivered
-        stopper = Holdout(va_op @ c2c, y_va * scale, every=1, patience=patience, count=count, source="ema",
-                          not_before=not_before)
+        # radial: scored through the Toeplitz gram too (on 13 spokes 64 ms per sweep against the forward NUFFT's
+        # 106, of a ~0.85 s sweep)
+        stopper = Holdout(*data_term(va_op, y_va * scale, c2c, gram), every=1, patience=patience, count=count,
+                          source="ema", not_before=not_before)
     elif stop == "wmv":
         stopper = WindowedVariance(window=min(20, max(2, sweeps // 5)), patience=patience, not_before=not_before)
     if stopper is not None:
