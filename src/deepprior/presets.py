@@ -161,7 +161,7 @@ TDDIP_PRESETS: dict[str, dict] = {
     # ``time_limit`` (seconds of fitting): the run ends there with the held-out choice so far, so that a series stays
     # within issue #15's 10 minutes with the final step (~10-15 s for μ, ~20-30 s for the TV pull) and I/O.
     "tddip-cpu": {"manifold": "circle", "cycles": 1, "mapnet": {"hidden": [512]}, "code_channels": 1,
-                  "net": {"name": "tddip", "channels": 64, "blocks": 1}, "dc": True, "dc_weight": "auto", "patience": 60,
+                  "net": {"name": "tddip", "channels": 64, "blocks": 1}, "dc": True, "dc_weight": "auto", "patience": 120,
                   "dc_regs": {"tv": 3e-5, "tv-t": 3e-4}, "dc_pull": 0.1, "dc_iters": 50,
                   "time_limit": 520,
                   "fit": {"steps": 18000, "batch": 1, "lr": 1e-3, "lr_schedule": None, "ema": 0.9, "amp": "auto",

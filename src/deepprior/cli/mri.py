@@ -182,7 +182,7 @@ _FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_ki
                    "dip: holdout or none (default).")
 @click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="tddip/gip/dip: fraction of acquired samples held out for --stop holdout (default 0.05).")
-@click.option("--patience", type=click.IntRange(min=1), default=None, help="tddip: sweeps (dip: steps) without improvement before stopping (tddip default: the preset's, 60 for tddip-cpu).")
+@click.option("--patience", type=click.IntRange(min=1), default=None, help="tddip: sweeps (dip: steps) without improvement before stopping (tddip default: the preset's, 120 for tddip-cpu).")
 @click.option("--plot", type=click.Path(), default=None, help="tddip/gip: loss and per-frame PSNR curves (.png).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
               help="dip, tddip: write the fit state to OUTPUT.ckpt every N steps (tddip: sweeps; and on Ctrl-C); "
