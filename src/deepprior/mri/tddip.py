@@ -253,10 +253,9 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     not_before = last_drop + patience if last_drop else 0
     if stop == "holdout":
         # scored on the EMA of the sweeps: smoother than single sweeps, and it is what is delivered
-        # Radial data keep the NUFFT here, not the Toeplitz gram the fit's loss takes (64 against 106 ms per sweep on
-        # 13 spokes): with the gram the rule went 121 sweeps without a new best on 8 spokes (seed 0) while the image
-        # still improved, where 11 NUFFT-scored runs never went more than 60. Not understood: on a fixed image the
-        # two scores agree to 7·10⁻⁵, and late in a fit the score moves by ~0.7 % per sweep.
+        # Radial data are scored by the NUFFT, not the Toeplitz gram of the fit's loss. The gram would save ~5 % of a
+        # 13-spoke sweep (64 against 106 ms) and agrees to 7·10⁻⁵ on a fixed image (it chose the same sweep on 8
+        # spokes, seed 0); the default's 3-seed radial rows were measured with the NUFFT.
         stopper = Holdout(va_op @ c2c, y_va * scale, every=1, patience=patience, count=count, source="ema",
                           not_before=not_before)
     elif stop == "wmv":
