@@ -189,6 +189,23 @@ def plot(rows: list[dict], path: Path) -> None:
     print(f"wrote {path}")
 
 
+def setting_loader(series, setting: str | None, accel: int, error):
+    """(label, seeded loader, file tag) of OCMR k-t ``accel`` or of the first setting of bench/classical_tuned.py (or
+    of its two tuning settings) whose label contains ``setting``; ``error(message)`` for none."""
+    if not setting:
+        return (f"OCMR k-t R={accel}", lambda seed: simulate(series, coils=8, seed=seed, pattern="kt-random", accel=accel,
+                                                             center=8), f"R{accel}")
+    from classical_tuned import settings  # bench/ is the script's directory, so on sys.path
+
+    tests, tuning = settings(False)
+    tuning = [("OCMR k-t R=4 (Cartesian tuning setting)", tuning["cartesian"], ""),
+              ("OCMR radial 21 spokes (radial tuning setting)", tuning["radial"], "")]
+    found = [(label, f) for label, f, _ in tests + tuning if setting.lower() in label.lower()]
+    if not found:
+        error(f"no setting matches {setting!r}")
+    return (*found[0], "".join(c for c in setting if c.isalnum()))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -210,19 +227,8 @@ def main():
     s = torch.from_numpy(abs(load_series(str(OCMR))))
     specs = [(m, *method_options(m)) for m in a.methods]
     rows, nets = [], {}
-    load = lambda seed: simulate(s, coils=8, seed=seed, pattern="kt-random", accel=a.accel, center=8)  # noqa: E731
-    tag = f"R{a.accel}"
-    if a.setting:
-        from classical_tuned import settings  # bench/ is the script's directory, so on sys.path
-
-        tests, tuning = settings(False)
-        tuning = [("OCMR k-t R=4 (Cartesian tuning setting)", tuning["cartesian"], ""),
-                  ("OCMR radial 21 spokes (radial tuning setting)", tuning["radial"], "")]
-        found = [(label, f) for label, f, _ in tests + tuning if a.setting.lower() in label.lower()]
-        if not found:
-            ap.error(f"no setting matches {a.setting!r}")
-        (label, load), tag = found[0], "".join(c for c in a.setting if c.isalnum())
-        print(f"setting: {label}")
+    label, load, tag = setting_loader(s, a.setting, a.accel, ap.error)
+    print(f"setting: {label}")
     print("| seed | method | PSNR [dB] | ROI PSNR [dB] | SSIM | network PSNR [dB] (dc: chosen μ; fixed μ) | time [s] "
           "| delivered |\n"
           "|---|---|---|---|---|---|---|---|")
