@@ -9,7 +9,8 @@
     python bench/hybrid.py --seeds 0 --methods tddip --blend --dc-sweep     # TDDIP blended with / pulling k-t TV
     python bench/hybrid.py --seeds 0 --setting "4 coils"    # a setting of bench/classical_tuned.py (PINCAT, measured maps…)
     python bench/hybrid.py --seeds 0 --setting "13 spokes" --methods tv tddip   # radial
-    python bench/hybrid.py --seeds 0 --setting "21 spokes" --methods tddip --dc-sweep   # radial tuning setting
+    python bench/hybrid.py --seeds 0 --setting "21 spokes" --methods tddip --save-net n.pt   # radial tuning setting;
+                                                                  # then bench/pull_sweep.py n.pt --setting "21 spokes"
 
 A method is ``tv`` or ``tddip`` followed by options: ``--steps N`` (optimizer steps, in float32 too),
 ``--channels C`` (decoder width),
