@@ -116,6 +116,7 @@ def main():
         (f"_pad-{a.pad}" if a.pad else "") + (f"_amp-{a.amp}" if a.amp else "") + \
         (f"_patience-{a.patience}" if a.patience else "")
     out = Path(__file__).parent / "results" / f"natural_vs_cbm3d_{tag}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)  # results/ is not in a fresh clone
     out.write_text(json.dumps(rows, indent=1))
 
 
