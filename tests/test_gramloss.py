@@ -7,7 +7,7 @@ from conftest import cine_phantom
 from deepprior.errors import ConfigError
 from deepprior.fit import FitConfig, fit
 from deepprior.mri import birdcage_maps, golden_angle_radial, simulate
-from deepprior.mri.gramloss import GramMisfit
+from deepprior.mri.gramloss import GramMisfit, data_term
 from deepprior.mri.nufft import RadialSENSE, Weighted
 from deepprior.mri.operators import ChannelsToComplex
 from deepprior.mri.tddip import tddip
@@ -59,6 +59,21 @@ def test_the_loop_takes_the_operators_own_misfit_and_refuses_another_loss():
     with pytest.raises(ConfigError, match="Toeplitz"):
         GramMisfit(Weighted(RadialSENSE(golden_angle_radial(2, 5, 16), shape=(16, 16), toeplitz=False),
                             torch.ones(2, 160)), y)
+
+
+def test_holdout_scores_the_same_sum_through_the_gram():
+    """The held-out rule asks a GramMisfit for its misfit: the same sum of squares over the held-out samples / count as
+    the NUFFT, frame by frame too."""
+    from deepprior.fit.config import FitState
+    from deepprior.fit.stopping import Holdout
+
+    w, y = _problem()
+    x = torch.randn(3, 16, 16, dtype=torch.complex64, generator=torch.Generator().manual_seed(2))
+    direct, gram = Holdout(w, y, every=1, count=7.0), Holdout(*data_term(w, y, None), every=1, count=7.0)
+    for h in (direct, gram):
+        h.on_step_end(FitState(it=0, iters=1, x=x))
+    assert gram.scores[0] == pytest.approx(direct.scores[0], rel=1e-4)
+    assert gram.scores[0] == pytest.approx(float((w(x) - y).abs().square().sum()) / 7.0, rel=1e-4)
 
 
 def test_tddip_radial_fits_the_same_through_the_gram():

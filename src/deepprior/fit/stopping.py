@@ -164,7 +164,10 @@ class ExponentialVariance(_Detector):
 
 class Holdout(_Detector):
     """Self-validation: ``loss(val_op(x), y_val)`` every ``every`` steps (of the held-out samples).
-    ``source='ema'`` scores the moving average of the outputs (smoother; what the fit delivers)."""
+    ``source='ema'`` scores the moving average of the outputs (smoother; what the fit delivers). A ``val_op`` that
+    evaluates its squared misfit itself (the loop's protocol: ``val_op.misfit(x, y_val)``, a mean over its
+    ``entries``, as the radial Toeplitz data term :class:`~deepprior.mri.gramloss.GramMisfit`) is asked for it, and
+    the score is the same sum over the held-out samples / ``count``."""
 
     def __init__(self, val_op: Operator, y_val: Tensor, every: int = 10, patience: int = 500, stop: bool = True,
                  count: float | None = None, source: str = "x", not_before: int = 0):
@@ -180,8 +183,11 @@ class Holdout(_Detector):
             return
         x = state.ema if self.source == "ema" and state.ema is not None else state.x
         with torch.no_grad():
-            r = self.val_op(x) - self.y_val
-            score = float((r.abs() ** 2).sum()) / self._count
+            if callable(getattr(self.val_op, "misfit", None)):
+                score = float(self.val_op.misfit(x, self.y_val)) * self.val_op.entries / self._count
+            else:
+                r = self.val_op(x) - self.y_val
+                score = float((r.abs() ** 2).sum()) / self._count
         self._update(state, score)
 
 

@@ -70,6 +70,7 @@ class GramMisfit(Operator):
                               "(toeplitz=True)")
         self.op, self.inner = op, inner
         self.per_item = y[0].numel()  # entries of one frame's data, as the loop's mean counts them
+        self.entries = y.numel()  # those of all frames: misfit(x) × entries is the sum of squares
         with torch.no_grad():
             self.register_buffer("normal_data", op.adjoint(y))
             self.register_buffer("norms", y.abs().square().flatten(1).double().sum(1))
@@ -93,6 +94,7 @@ class GramMisfit(Operator):
         sub = GramMisfit.__new__(GramMisfit)
         Operator.__init__(sub)
         sub.op, sub.inner, sub.per_item = self.op.select(index), self.inner, self.per_item
+        sub.entries = self.per_item * len(index)
         i = index.to(self.normal_data.device)
         sub.register_buffer("normal_data", self.normal_data[i])
         sub.register_buffer("norms", self.norms[i])

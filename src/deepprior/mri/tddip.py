@@ -253,11 +253,11 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     not_before = last_drop + patience if last_drop else 0
     if stop == "holdout":
         # scored on the EMA of the sweeps: smoother than single sweeps, and it is what is delivered
-        # Radial data are scored by the NUFFT, not the Toeplitz gram of the fit's loss. The gram would save ~5 % of a
-        # 13-spoke sweep (64 against 106 ms) and agrees to 7·10⁻⁵ on a fixed image (it chose the same sweep on 8
-        # spokes, seed 0); the default's 3-seed radial rows were measured with the NUFFT.
-        stopper = Holdout(va_op @ c2c, y_va * scale, every=1, patience=patience, count=count, source="ema",
-                          not_before=not_before)
+        # Radial data are scored through the Toeplitz gram too: 64 against the forward NUFFT's 106 ms per 13-spoke
+        # sweep (~5 % of it), the same score to 7·10⁻⁵ on a fixed image; on 8 spokes seed 0 it chose the same sweep as
+        # the NUFFT score (433, the rule firing at 554).
+        stopper = Holdout(*data_term(va_op, y_va * scale, c2c, gram), every=1, patience=patience, count=count,
+                          source="ema", not_before=not_before)
     elif stop == "wmv":
         stopper = WindowedVariance(window=min(20, max(2, sweeps // 5)), patience=patience, not_before=not_before)
     if stopper is not None:
