@@ -83,7 +83,7 @@ def method_options(spec: str) -> tuple[str, dict]:
     ap.add_argument("--manifold", choices=("helix", "circle", "line"))
     ap.add_argument("--dc-regs", choices=("tv", "off"), help="k-t TV's terms in the final data-consistency step, or none")
     ap.add_argument("--dc-pull", type=float, help="its pull towards the network image, as a factor of the chosen μ")
-    ap.add_argument("--time-limit", type=float, help="seconds of fitting")
+    ap.add_argument("--time-limit", type=float, help="seconds of fitting (instead of the preset's budget)")
     ap.add_argument("--batch", type=int, help="frames per optimizer step (the preset's 1, as the reference)")
     o = ap.parse_args(words[1:])
     if words[0] != "tddip":
@@ -109,8 +109,9 @@ def method_options(spec: str) -> tuple[str, dict]:
         p["dc_regs"] = kt_tv_terms() if o.dc_regs == "tv" else {}
     if o.dc_pull:
         p["dc_pull"] = o.dc_pull
-    if o.time_limit is not None:
+    if o.time_limit is not None:  # seconds of fitting, instead of the preset's budget for the whole call
         p["time_limit"] = o.time_limit
+        p.pop("budget", None)
     if o.batch:
         p["fit"] = {**p["fit"], "batch": o.batch}
     opts = {"preset": p, "dc": o.dc or None, "patience": o.patience, "tv_weight": o.tv_weight or 0.0, "init": o.init, "lr": o.lr,
@@ -261,7 +262,10 @@ def main():
                 row["curve"] = [[times[i] for i in r.info["oracle_iters"]], r.info["oracle_psnr"]]
                 where = f"sweep {r.info['selected_sweep']} of {r.info['sweeps']}"
                 if r.info.get("time_limited") is not None:
-                    where += f" (time limit {r.info['time_limit']:g} s)"
+                    where += f" (time limit {r.info['time_limit']:.0f} s)"
+                if r.info.get("final_step_estimate") is not None:
+                    where += f", final step estimated {r.info['final_step_estimate']:.0f} s"
+                    row["final_step_estimate"] = r.info["final_step_estimate"]
                 row.update(stop_scores=r.info["stop_scores"], stop_iters=r.info["stop_iters"],
                            oracle_iters=r.info["oracle_iters"], last_lr_drop=r.info["last_lr_drop"],
                            fit_seconds=r.history["time"][-1], time_limited=r.info.get("time_limited"),

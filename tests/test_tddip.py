@@ -401,6 +401,7 @@ def test_tddip_time_limit_ends_the_fit_with_the_held_out_choice_so_far():
     d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0, snr_db=10)
     p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
     p["fit"] = {**p["fit"], "lr": 1e-2, "ema": 0.0}
+    p.pop("budget")  # a preset's budget for the whole call comes before its time_limit
     _, full = tddip(d, preset=p, steps=120, patience=1000, seed=0, device="cpu", dc=False, time_limit=0)
     assert full["time_limited"] is None and full["sweeps"] == 30
     per_sweep = full["seconds"] / 30
@@ -476,3 +477,25 @@ def test_tddip_cpu_ends_with_the_tv_method_defaults_and_the_cli_turns_them_off(t
     assert np.allclose(np.load(tmp_path / "off.npy"), r.image.numpy(), atol=1e-6)
     assert r.info["dc"] is not None  # 12 steps leave a poor network image: the held-out samples want a finite μ
     assert not np.allclose(np.load(tmp_path / "on.npy"), r.image.numpy(), atol=1e-6)  # where the TV terms act
+
+
+def test_tddip_budget_leaves_the_final_step_its_timed_share():
+    """The preset's ``budget`` covers the whole call: the fit's limit is the budget less the set-up so far and the
+    final step's cost, timed before the fit; a budget too small for both still fits a tenth of it; an explicit
+    ``time_limit`` (0: none) replaces it."""
+    from deepprior.presets import get_preset
+
+    d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0, snr_db=30)
+    p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]},
+         "budget": 1e5, "dc_iters": 5}
+    _, info = tddip(d, preset=p, steps=40, seed=0, device="cpu")
+    est = info["final_step_estimate"]
+    assert info["budget"] == 1e5 and est > 0 and info["time_limited"] is None
+    assert 1e5 - est - 30 < info["time_limit"] < 1e5 - est  # the set-up before the fit takes well under 30 s
+    # the estimate grows with the final step's iterations (timed again: a loose factor for a noisy machine)
+    _, longer = tddip(d, preset={**p, "dc_iters": 200}, steps=4, seed=0, device="cpu")
+    assert longer["final_step_estimate"] > 2 * est
+    _, tiny = tddip(d, preset={**p, "budget": 1e-3}, steps=40, seed=0, device="cpu")
+    assert tiny["time_limit"] == pytest.approx(1e-4) and tiny["time_limited"] == 0 and tiny["sweeps"] == 1
+    _, off = tddip(d, preset={**p, "budget": 1e-3}, steps=40, seed=0, device="cpu", time_limit=0)
+    assert off["budget"] is None and off["time_limited"] is None and off["sweeps"] == 10

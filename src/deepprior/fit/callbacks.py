@@ -89,7 +89,8 @@ class Announce(Callback):
     ``"{what} on {device}[ in bfloat16], up to N {unit}s{detail}, stops by itself: at most T (s/{unit})"`` — or
     "N {unit}s{detail}: about T" when ``stops`` is False. Multi-stage methods call :meth:`begin_phase`: each phase
     is timed and announced on its own (its steps cost differently), the first line carrying ``what``. ``limit``
-    (seconds): the fit's time limit, which caps the bound and is named when it is the smaller.
+    (seconds): the fit's time limit (default: the fit's own, ``FitState.time_limit``), which caps the bound and is
+    named when it is the smaller.
 
     >>> lines = []
     >>> a = Announce(lines.append, "demo", device="cpu", timed=1)
@@ -133,8 +134,9 @@ class Announce(Callback):
             sep = ", " if head else ""
             stage = f"{name}: " if name else ""
             est = format_seconds(per * total)
-            if self.limit and self.limit < per * total:
-                est = f"{format_seconds(self.limit)}, its time limit ({est} for every {self.unit})"
+            limit = self.limit or state.time_limit
+            if limit and limit < per * total:
+                est = f"{format_seconds(limit)}, its time limit ({est} for every {self.unit})"
             self.emit(f"{head}{sep}{stage}{bound} {est} ({per:.3f} s/{self.unit})")
             self._said, self._first = True, False
 

@@ -28,7 +28,9 @@ def snapshot(param: nn.Module, opt, sched, ema):
 
 def fingerprint(cfg: FitConfig, param: nn.Module) -> dict:
     """What identifies a run: its settings and the shapes of its state (a resume must match both)."""
-    conf = {f.name: (list(v) if isinstance(v, tuple) else v) for f in fields(cfg) for v in [getattr(cfg, f.name)]}
+    # The wall-clock budget is not: TDDIP's is what its whole-call budget leaves after the set-up, timed anew on resume.
+    conf = {f.name: (list(v) if isinstance(v, tuple) else v) for f in fields(cfg) for v in [getattr(cfg, f.name)]
+            if f.name != "time_budget"}
     return {"config": conf, "shapes": [list(t.shape) for t in param.state_dict().values()]}
 
 

@@ -147,6 +147,7 @@ class FitState:
     selected: Tensor | None = None  # an iterate chosen by a callback (e.g. early stopping)
     selected_iter: int | None = None
     bf16: bool = False  # the network runs under bfloat16 autocast (FitConfig.amp on this device)
+    time_limit: float | None = None  # seconds the fit may run (FitConfig.time_budget), for what announces it
 
 
 @dataclass

@@ -113,7 +113,7 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
         hist["psnr"], hist["psnr_ema"] = [], []
         if cfg.ssim_every:
             hist["ssim_iter"], hist["ssim"] = [], []
-    state = FitState(it=0, iters=cfg.iters, history=hist, param=param, optimizer=opt, gt=gt)
+    state = FitState(it=0, iters=cfg.iters, history=hist, param=param, optimizer=opt, gt=gt, time_limit=cfg.time_budget)
     for cb in callbacks:
         cb.on_fit_start(state)
     if checkpoint_every and checkpoint is None:

@@ -72,14 +72,10 @@ def announcer(data: MRIData, method: str, iters: int | None, device, options: di
         p = options.get("preset")
         name = p if isinstance(p, str) else (DEFAULTS[GROUPS[method]] if p is None else None)
         what = f"mri {method}: preset {name}" if name else f"mri {method}: a custom preset"
-        limit = None
-        if method == "tddip":
-            preset = get_preset(name, "tddip") if name else p
-            limit = options.get("time_limit")
-            limit = preset.get("time_limit") if limit is None else limit
+        # TDDIP's time limit (its budget's share for the fit) is the fit's own: Announce reads it from the fit
         return Announce(emit, what, device=dev.type, stops=_stops(data, method, name, options),
                         unit="sweep" if method == "tddip" else "step",
-                        detail=f" of {data.frames} frames" if method == "tddip" else "", limit=limit)
+                        detail=f" of {data.frames} frames" if method == "tddip" else "")
     if method in CLASSICAL and options.get("motion") is None:  # a motion model is another operator: not estimated
         algo, grams, default = CLASSICAL[method]
         n = iters or default

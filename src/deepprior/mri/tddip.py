@@ -29,7 +29,7 @@ from ..params import Offset, Parameterization, render
 from ..presets import resolve
 from .common import MRIOracle, check_network_memory, image_on_interrupt, kspace_scale, radial_weights, split_kspace, support, weighted
 from .data import MRIData
-from .dcweight import choose_dc_weight, dc_step
+from .dcweight import choose_dc_weight, dc_step, final_step_seconds
 from .dip import ScaledTV
 from .gramloss import data_term
 from .operators import ChannelsToComplex
@@ -161,9 +161,13 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     μ' = the preset's ``dc_pull`` (default 0.1) × the chosen μ; None takes the preset's ``dc_regs``, ``{}`` turns them off.
     ``time_limit``: seconds of fitting after which the run ends with what the stop rule selected so far
     (:class:`~deepprior.fit.stopping.TimeLimit`; ``info["time_limited"]`` is the sweep it ended after, or None);
-    None takes the preset's ``time_limit`` (none if absent), 0 turns it off.
-    ``gram``: radial data's term through the Toeplitz gram (:class:`~deepprior.mri.gramloss.GramMisfit`, no NUFFT per
-    step; the same loss and gradient); False: through the NUFFT pair.
+    0 turns it off. None takes the preset's: its ``budget`` (seconds for the whole call: the fit ends early enough
+    for the set-up so far and the final step, whose cost is timed on this machine before the fit,
+    :func:`~deepprior.mri.dcweight.final_step_seconds`; ``info["time_limit"]`` is the fit's share), else its
+    ``time_limit`` (none if absent).
+    ``gram``: radial data's term and held-out score through the Toeplitz gram
+    (:class:`~deepprior.mri.gramloss.GramMisfit`, no NUFFT per step; the same loss and gradient); False: through the
+    NUFFT pair.
 
     >>> import torch
     >>> from deepprior.mri.data import simulate
@@ -174,6 +178,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     >>> tuple(x.shape), info["sweeps"]
     ((4, 16, 16), 2)
     """
+    t_start = time.perf_counter()
     if stop not in STOPS:
         raise ConfigError(f"unknown stop rule {stop!r} for TDDIP; choose one of {', '.join(STOPS)}")
     p = resolve(preset, "tddip")[1]
@@ -228,11 +233,8 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
         scale = kspace_scale(render(param, b), data)
     loss_op, target = data_term(tr_op, y_tr * scale, c2c, gram)  # radial: through the Toeplitz gram, no NUFFT per step
     where = support(data)  # the maps' null space stays 0 (see common.support)
-    limit = p.get("time_limit") if time_limit is None else time_limit
-    timer = TimeLimit(limit) if limit else None
-    # an "anneal" schedule ends its decay at the time limit when that comes before the last step
     cfg = FitConfig(iters=sweeps, lr_schedule=schedule, lr_step=lr_step, batch=b, batch_seed=seed, backtrack=True,
-                    backtrack_every=max(1, min(100, sweeps // 10)), time_budget=limit or None, **fcfg)
+                    backtrack_every=max(1, min(100, sweeps // 10)), **fcfg)
     cfg = cfg.replace(**{k: v for k, v in fit_overrides.items() if v is not None})
     if init is not None:
         # rendered in the fit's precision and memory layout (bf16 kernels round differently per layout), so that a
@@ -242,6 +244,20 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             param = Offset(param, c2c.adjoint(_start(init, data) * scale, (t_frames, 2, *data.shape)), batch=b)
     to_image = lambda x: c2c(x) / scale * where  # noqa: E731
+    budget = p.get("budget") if time_limit is None else None
+    if budget:
+        # the whole reconstruction within `budget` seconds: the fit gets what the set-up so far and the final step
+        # (timed here, on this machine) leave, and at least a tenth of it
+        if not budget > 0:
+            raise ConfigError(f"the preset's budget must be > 0 seconds, got {budget!r}")
+        blank = torch.zeros(t_frames, *data.shape, dtype=torch.complex64, device=dev)
+        final = final_step_seconds(*weighted(data, dcf), blank, regs, int(p.get("dc_iters", 100))) if dc else 0.0
+        limit = max(0.1 * budget, budget - (time.perf_counter() - t_start) - final)
+    else:
+        final, limit = None, p.get("time_limit") if time_limit is None else time_limit
+    timer = TimeLimit(limit) if limit else None
+    # an "anneal" schedule ends its decay at the time limit when that comes before the last step
+    cfg = cfg.replace(time_budget=limit or None)
 
     cbs = list(callbacks)
     stopper = None
@@ -297,6 +313,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
             "network_image": network,
             "steps": res.iters_run * per_sweep, "sweeps": res.iters_run, "batch": b or t_frames,
             "last_lr_drop": last_drop, "not_before": not_before, "time_limit": limit or None,
+            "budget": budget or None, "final_step_estimate": final,
             "time_limited": None if timer is None else timer.fired_at,
             "seconds": seconds, "scale": scale, "stop": stop, "selected_sweep": res.selected_iter,
             "loss": res.history["data"], "backtracks": res.backtracks,
