@@ -264,8 +264,9 @@ def main():
                 if r.info.get("time_limited") is not None:
                     where += f" (time limit {r.info['time_limit']:.0f} s)"
                 if r.info.get("final_step_estimate") is not None:
-                    where += f", final step estimated {r.info['final_step_estimate']:.0f} s"
-                    row["final_step_estimate"] = r.info["final_step_estimate"]
+                    where += (f", set-up {r.info['setup_seconds']:.0f} s, final step {r.info['final_step_seconds']:.0f} s "
+                              f"(estimated {r.info['final_step_estimate']:.0f})")
+                    row.update({k: r.info[k] for k in ("final_step_estimate", "final_step_seconds", "setup_seconds")})
                 row.update(stop_scores=r.info["stop_scores"], stop_iters=r.info["stop_iters"],
                            oracle_iters=r.info["oracle_iters"], last_lr_drop=r.info["last_lr_drop"],
                            fit_seconds=r.history["time"][-1], time_limited=r.info.get("time_limited"),

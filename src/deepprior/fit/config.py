@@ -18,8 +18,10 @@ AMP_MODES = (None, "off", "bf16", "auto")  # None = "off"
 
 
 def native_bf16(device: str | torch.device) -> bool:
-    """Whether ``device`` computes in bfloat16 in hardware: a CUDA GPU that supports it, or a CPU with AVX512-BF16
-    or AMX (oneDNN's bf16 convolutions; on other CPUs bf16 is emulated and slower than float32).
+    """Whether ``device`` computes bfloat16 faster than float32: a CUDA GPU that supports it, or a CPU with AMX
+    (oneDNN's bf16 convolutions on its tile units: a TDDIP step 1.8× faster). AVX512-BF16 alone is not enough: on
+    such a CPU a bf16 step was 1.3–1.4× *slower* than float32 for ``tddip-cpu`` and 1.04× for ``fast``
+    (``bench/amp_speed.py``); elsewhere bf16 is emulated and slower still.
 
     >>> isinstance(native_bf16("cpu"), bool)
     True
@@ -29,8 +31,8 @@ def native_bf16(device: str | torch.device) -> bool:
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if d.type == "cpu":
         # torch exposes these probes only under private names; a torch without them counts as "no".
-        probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
-        return any(bool(p()) for p in probes if p is not None)
+        probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return bool(probe()) if probe is not None else False
     return False
 
 
@@ -79,7 +81,7 @@ class FitConfig:
     batch_seed: int = 0
     compile: bool = False  # torch.compile the forward pass (inductor); pays off on GPUs, not on small CPUs
     # None/"off" | "bf16" | "auto": autocast the forward pass to bfloat16 (the loss stays float32); "auto" only where
-    # the device has bf16 arithmetic units (:func:`native_bf16`) — elsewhere it is emulated and far slower.
+    # bf16 is the faster (:func:`native_bf16`: a CUDA GPU with bf16, a CPU with AMX) — elsewhere it is slower.
     amp: str | None = None
     channels_last: bool = False  # NHWC memory layout for the generator (GPU tensor cores prefer it)
 

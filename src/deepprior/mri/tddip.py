@@ -296,6 +296,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     x = to_image(res.output).detach()
     network = x.cpu()
     dc_scores = None
+    t_final = time.perf_counter()
     if dc:
         if mu == "auto":
             mu, dc_scores = choose_dc_weight(x, tr_op, y_tr, va_op, y_va)
@@ -308,12 +309,14 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
         elif mu is not None:
             x = dc_step(x, *weighted(data, dcf), float(mu)).detach()
     x = x.cpu()
+    t_end = time.perf_counter()
     info = {"method": "tddip", "dc": float(mu) if dc and mu is not None else None, "dc_scores": dc_scores, "bf16": bf16,
             "dc_regs": regs if dc and mu is not None else {}, "dc_pull": pull * float(mu) if dc and mu and regs else None,
             "network_image": network,
             "steps": res.iters_run * per_sweep, "sweeps": res.iters_run, "batch": b or t_frames,
             "last_lr_drop": last_drop, "not_before": not_before, "time_limit": limit or None,
-            "budget": budget or None, "final_step_estimate": final,
+            "budget": budget or None, "final_step_estimate": final, "final_step_seconds": t_end - t_final,
+            "setup_seconds": t0 - t_start,
             "time_limited": None if timer is None else timer.fired_at,
             "seconds": seconds, "scale": scale, "stop": stop, "selected_sweep": res.selected_iter,
             "loss": res.history["data"], "backtracks": res.backtracks,
