@@ -156,7 +156,7 @@ def test_tddip_holdout_stops_and_delivers_the_selected_sweep():
     d = simulate(cine_phantom(frames=4, n=32), coils=4, pattern="kt-random", accel=4, center=4, seed=0)
     preset = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 16},
               "fit": {**TDDIP_PRESETS["tddip-cpu"]["fit"], "lr": 3e-3, "lr_step": 10**6}}
-    preset.pop("fit_fp32")  # one schedule in either precision (a CPU without AMX fits in float32)
+    preset.pop("fit_fp32", None)  # one schedule in either precision (a CPU without AMX fits in float32)
     x, info = tddip(d, preset=preset, steps=4000, stop="holdout", patience=5, holdout=0.1, seed=0)
     assert info["fired_at"] is not None and info["sweeps"] < 1000  # ended by the rule, not by the budget
     assert info["selected_sweep"] == info["fired_at"] - 5
@@ -342,7 +342,7 @@ def test_tddip_holdout_rule_waits_for_the_last_learning_rate_drop():
     d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0, snr_db=10)
     p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
     # a noisy held-out curve; StepLR drops at sweeps 50, 100 (in either precision: a CPU without AMX fits in float32)
-    p.pop("fit_fp32")
+    p.pop("fit_fp32", None)
     p["fit"] = {**p["fit"], "lr_schedule": "step", "lr_step": 200, "lr": 1e-2, "ema": 0.0}
     _, info = tddip(d, preset=p, steps=400, patience=2, seed=0, device="cpu", dc=False)
     assert info["last_lr_drop"] == 50 and info["not_before"] == 52
@@ -362,7 +362,7 @@ def test_tddip_cpu_preset_runs_at_a_constant_learning_rate():
 
     d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0)
     p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
-    p.pop("fit_fp32")  # the preset's own budget in either precision
+    p.pop("fit_fp32", None)  # the preset's own budget in either precision
     assert p["fit"]["lr_schedule"] is None
     p["fit"] = {**p["fit"], "lr_step": 8}  # 2 sweeps of 4 frames: StepLR would drop at sweeps 2, 4, 6, 8
     _, flat = tddip(d, preset=p, steps=40, patience=2, seed=0, device="cpu", dc=False)
@@ -427,7 +427,7 @@ def test_tddip_anneal_is_sized_to_the_time_limit_when_that_binds_first():
 
     d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0, snr_db=10)
     p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
-    p.pop("fit_fp32")
+    p.pop("fit_fp32", None)
     p["fit"] = {**p["fit"], "lr": 1e-2, "ema": 0.0, "lr_schedule": "anneal", "anneal_frac": 0.5}
     _, full = tddip(d, preset=p, steps=120, patience=1000, seed=0, device="cpu", dc=False, time_limit=0)
     lr = full["history"]["lr"]

@@ -204,7 +204,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     fcfg = dict(p["fit"])
     dev = resolve_device(device)
     bf16 = FitConfig(amp=fit_overrides.get("amp") or fcfg.get("amp")).bf16_on(dev)
-    if not bf16:  # a float32 network is ~1.8× slower per step: the preset's budget for it keeps the run time
+    if not bf16:  # a preset may give float32 steps their own count and schedule (tddip-cpu leaves it to its budget)
         fcfg.update(p.get("fit_fp32", {}))
     t_frames = data.frames
     preset_batch, preset_steps = fcfg.pop("batch", 1), fcfg.pop("steps")
