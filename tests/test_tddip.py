@@ -156,7 +156,6 @@ def test_tddip_holdout_stops_and_delivers_the_selected_sweep():
     d = simulate(cine_phantom(frames=4, n=32), coils=4, pattern="kt-random", accel=4, center=4, seed=0)
     preset = {**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 16},
               "fit": {**TDDIP_PRESETS["tddip-cpu"]["fit"], "lr": 3e-3, "lr_step": 10**6}}
-    preset.pop("fit_fp32", None)  # one schedule in either precision (a CPU without AMX fits in float32)
     x, info = tddip(d, preset=preset, steps=4000, stop="holdout", patience=5, holdout=0.1, seed=0)
     assert info["fired_at"] is not None and info["sweeps"] < 1000  # ended by the rule, not by the budget
     assert info["selected_sweep"] == info["fired_at"] - 5
@@ -333,6 +332,11 @@ def test_tddip_budget_follows_the_precision(monkeypatch, units):
     assert info["bf16"] is units and info["steps"] == (8 if units else 4)
     _, info = tddip(d, preset=p, stop="none", amp="off")
     assert info["bf16"] is False and info["steps"] == 4
+    # the CPU preset has no float32 schedule of its own: its budget ends a slower float32 fit instead
+    q = {**p, "fit": {**p["fit"], "lr": 1e-2}}
+    q.pop("fit_fp32")
+    _, info = tddip(d, preset=q, stop="none")
+    assert info["bf16"] is units and info["steps"] == 8 and set(info["history"]["lr"]) == {1e-2}
 
 
 def test_tddip_holdout_rule_waits_for_the_last_learning_rate_drop():
@@ -341,8 +345,7 @@ def test_tddip_holdout_rule_waits_for_the_last_learning_rate_drop():
 
     d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0, snr_db=10)
     p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
-    # a noisy held-out curve; StepLR drops at sweeps 50, 100 (in either precision: a CPU without AMX fits in float32)
-    p.pop("fit_fp32", None)
+    # a noisy held-out curve; StepLR drops at sweeps 50, 100
     p["fit"] = {**p["fit"], "lr_schedule": "step", "lr_step": 200, "lr": 1e-2, "ema": 0.0}
     _, info = tddip(d, preset=p, steps=400, patience=2, seed=0, device="cpu", dc=False)
     assert info["last_lr_drop"] == 50 and info["not_before"] == 52

@@ -155,8 +155,9 @@ def _scan(scores: dict, grid, patience: int | None, solve) -> dict:
 # applications of the gram, i.e. at most ~300 iterations of the plain step's CG.
 CHOOSE_ADMM_ITERS = 25
 CHOOSE_CG_ITERS = 300
-# Inside a TDDIP run the step took longer than the probe predicts: 37 s against 33 on OCMR k-t R = 8 (a CPU without
-# AMX; bench/hybrid.py prints both), so the estimate is stretched to err long.
+# Inside TDDIP runs on a CPU without AMX (bench/hybrid.py prints both) the step took 37 s against the probe's 33 on
+# OCMR k-t R = 8, and 41 and 35 s against 48 and 50 on 8 radial spokes: the estimate is stretched to err long, since a
+# run past the budget is worse than a fit a few seconds shorter.
 FINAL_STEP_MARGIN = 1.2
 
 

@@ -244,21 +244,6 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             param = Offset(param, c2c.adjoint(_start(init, data) * scale, (t_frames, 2, *data.shape)), batch=b)
     to_image = lambda x: c2c(x) / scale * where  # noqa: E731
-    budget = p.get("budget") if time_limit is None else None
-    if budget:
-        # the whole reconstruction within `budget` seconds: the fit gets what the set-up so far and the final step
-        # (timed here, on this machine) leave, and at least a tenth of it
-        if not budget > 0:
-            raise ConfigError(f"the preset's budget must be > 0 seconds, got {budget!r}")
-        blank = torch.zeros(t_frames, *data.shape, dtype=torch.complex64, device=dev)
-        final = final_step_seconds(*weighted(data, dcf), blank, regs, int(p.get("dc_iters", 100))) if dc else 0.0
-        limit = max(0.1 * budget, budget - (time.perf_counter() - t_start) - final)
-    else:
-        final, limit = None, p.get("time_limit") if time_limit is None else time_limit
-    timer = TimeLimit(limit) if limit else None
-    # an "anneal" schedule ends its decay at the time limit when that comes before the last step
-    cfg = cfg.replace(time_budget=limit or None)
-
     cbs = list(callbacks)
     stopper = None
     patience = patience or p.get("patience", 15)
@@ -281,6 +266,20 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     oracle = MRIOracle(ref.to(dev), to_image) if ref is not None else None
     if oracle is not None:
         cbs.append(oracle)
+    budget = p.get("budget") if time_limit is None else None
+    if budget:
+        # the whole reconstruction within `budget` seconds: the fit gets what the set-up so far (the held-out score's
+        # kernels included) and the final step (timed here, on this machine) leave, and at least a tenth of it
+        if not budget > 0:
+            raise ConfigError(f"the preset's budget must be > 0 seconds, got {budget!r}")
+        blank = torch.zeros(t_frames, *data.shape, dtype=torch.complex64, device=dev)
+        final = final_step_seconds(*weighted(data, dcf), blank, regs, int(p.get("dc_iters", 100))) if dc else 0.0
+        limit = max(0.1 * budget, budget - (time.perf_counter() - t_start) - final)
+    else:
+        final, limit = None, p.get("time_limit") if time_limit is None else time_limit
+    timer = TimeLimit(limit) if limit else None
+    # an "anneal" schedule ends its decay at the time limit when that comes before the last step
+    cfg = cfg.replace(time_budget=limit or None)
     if timer is not None:
         cbs.append(timer)  # after the stop rule: the last sweep's score counts before the fit ends
     reg = None
