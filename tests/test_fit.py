@@ -349,3 +349,23 @@ def test_fit_state_says_whether_the_network_runs_in_bf16():
     x = torch.rand(1, 1, 8, 8)
     fit(Pixels(x), Identity(), x, FitConfig(iters=2, amp="off"), callbacks=[Probe()])
     assert seen == [False, False]
+
+
+def test_auto_bf16_needs_bf16_instructions_and_a_measured_gain(monkeypatch):
+    """amp 'auto' on a CPU: no bf16 instructions, no bf16 (and no probe); with them, only where the timed probe finds
+    bf16 at least 10 % faster; the probe leaves the global random state alone."""
+    import torch
+
+    from deepprior.fit import config as fit_config
+
+    state = torch.get_rng_state()
+    assert fit_config.cpu_bf16_speedup() > 0
+    assert torch.equal(torch.get_rng_state(), state)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(fit_config, "cpu_bf16_speedup", lambda: 2.0)
+    assert not fit_config.native_bf16("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert fit_config.native_bf16("cpu")
+    monkeypatch.setattr(fit_config, "cpu_bf16_speedup", lambda: 1.05)
+    assert not fit_config.native_bf16("cpu")

@@ -135,8 +135,8 @@ TDDIP_PRESETS: dict[str, dict] = {
               "net": {"name": "tddip", "channels": 128, "blocks": 1},
               "fit": {"steps": 10000, "batch": 1, "lr": 1e-3, "lr_step": 2000, "lr_gamma": 0.5, "ema": 0.9}},
     # The CPU setting: the same design at 64 channels (4× fewer FLOPs); a circle manifold because a binned cine is
-    # one periodic cardiac cycle. 18000 steps at a constant learning rate, in bf16 where the CPU has AMX (``amp:
-    # auto``; 1.8× faster steps), else in float32, where the budget below ends the fit sooner. The float32 fallback
+    # one periodic cardiac cycle. 18000 steps at a constant learning rate, in bf16 where that is faster (``amp:
+    # auto``; 1.8× faster steps with AMX), else in float32, where the budget below ends the fit sooner. The float32 fallback
     # of 6000 steps with the reference's StepLR(2000) (``fit_fp32``, dropped in a later stop) ran 231 sweeps in
     # ~455 s on a CPU without AMX and delivered 43.00 dB on OCMR k-t 8× seed 0; the constant rate, cut by the budget
     # after 296 sweeps, 43.47 (k-t TV 42.92). ``channels_last``: the decoder in NHWC layout, which spares mkldnn's bf16 convolutions a layout copy

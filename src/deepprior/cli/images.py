@@ -42,8 +42,8 @@ def _common(f):
         click.option("--compile", "compile_", is_flag=True,
                      help="torch.compile the forward pass (a GPU speed lever; on small CPUs it is slower)."),
         click.option("--amp", type=click.Choice(("off", "bf16", "auto")), default=None,
-                     help="Autocast the network to bfloat16 (the loss stays float32): auto = where the device has "
-                          "bf16 units (GPUs, CPUs with AVX512-BF16/AMX); CPUs without them emulate it, far slower. "
+                     help="Autocast the network to bfloat16 (the loss stays float32): auto = where bf16 is faster: "
+                          "a GPU with bf16, a CPU with bf16 instructions where a timed probe finds it ≥ 10 % faster. "
                           "Default: the preset's (`deepprior presets`)."),
         click.option("--deterministic", is_flag=True,
                      help="Bit-reproducible on CUDA too (deterministic kernels; an op without one stops with an error)."),

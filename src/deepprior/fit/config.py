@@ -3,8 +3,10 @@ returns (:class:`FitResult`), the callback interface and the device helpers."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import time
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -18,10 +20,11 @@ AMP_MODES = (None, "off", "bf16", "auto")  # None = "off"
 
 
 def native_bf16(device: str | torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 faster than float32: a CUDA GPU that supports it, or a CPU with AMX
-    (oneDNN's bf16 convolutions on its tile units: a TDDIP step 1.8× faster). AVX512-BF16 alone is not enough: on
-    such a CPU a bf16 step was 1.3–1.4× *slower* than float32 for ``tddip-cpu`` and 1.04× for ``fast``
-    (``bench/amp_speed.py``); elsewhere bf16 is emulated and slower still.
+    """Whether ``device`` computes bfloat16 convolutions faster than float32: a CUDA GPU that supports bf16, or a CPU
+    with bf16 instructions (AVX512-BF16 or AMX) on which a timed probe finds them at least 10 % faster
+    (:func:`cpu_bf16_speedup`, once per process). The instructions alone do not tell: with AMX a TDDIP step was 1.8×
+    faster, on an AMD EPYC with AVX512-BF16 a ``fast`` step 1.24× faster, but on an Intel CPU with AVX512-BF16 and no
+    AMX 1.3–1.4× *slower* (``bench/amp_speed.py``). Without them bf16 is emulated, and slower still.
 
     >>> isinstance(native_bf16("cpu"), bool)
     True
@@ -31,9 +34,35 @@ def native_bf16(device: str | torch.device) -> bool:
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if d.type == "cpu":
         # torch exposes these probes only under private names; a torch without them counts as "no".
-        probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-        return bool(probe()) if probe is not None else False
+        probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+        return any(bool(p()) for p in probes if p is not None) and cpu_bf16_speedup() >= 1.1
     return False
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_bf16_speedup() -> float:
+    """float32 time / bf16 time of two 3×3 convolutions (32 channels, 128², forward and backward) on this CPU at the
+    process's thread count: the best of five each after a warm-up, ~0.2 s, once per process (so every fit of a run
+    computes in the same precision). It read 0.6 (bf16 1.6× slower) on a CPU with AVX512-BF16 and no AMX. The global
+    random state is left as it was.
+
+    >>> cpu_bf16_speedup() > 0
+    True
+    """
+    with torch.random.fork_rng(devices=[]):
+        conv = torch.nn.Sequential(torch.nn.Conv2d(32, 32, 3, padding=1), torch.nn.Conv2d(32, 32, 3, padding=1))
+        x = torch.randn(1, 32, 128, 128)
+
+    def once(bf16: bool) -> float:
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y = conv(x)
+        y.float().square().mean().backward()
+        return time.perf_counter() - t
+
+    for bf16 in (False, True, False, True):
+        once(bf16)
+    return min(once(False) for _ in range(5)) / min(once(True) for _ in range(5))
 
 
 @dataclass
@@ -81,7 +110,7 @@ class FitConfig:
     batch_seed: int = 0
     compile: bool = False  # torch.compile the forward pass (inductor); pays off on GPUs, not on small CPUs
     # None/"off" | "bf16" | "auto": autocast the forward pass to bfloat16 (the loss stays float32); "auto" only where
-    # bf16 is the faster (:func:`native_bf16`: a CUDA GPU with bf16, a CPU with AMX) — elsewhere it is slower.
+    # bf16 is the faster (:func:`native_bf16`: a CUDA GPU with bf16, a CPU where a timed probe says so).
     amp: str | None = None
     channels_last: bool = False  # NHWC memory layout for the generator (GPU tensor cores prefer it)
 
