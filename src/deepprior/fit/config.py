@@ -43,8 +43,8 @@ def native_bf16(device: str | torch.device) -> bool:
 def cpu_bf16_speedup() -> float:
     """float32 time / bf16 time of two 3×3 convolutions (32 channels, 128², forward and backward) on this CPU at the
     process's thread count: the best of five each after a warm-up, ~0.2 s, once per process (so every fit of a run
-    computes in the same precision). It read 0.56–0.76 (bf16 1.3–1.8× slower) on a CPU with AVX512-BF16 and no AMX. The global
-    random state is left as it was.
+    computes in the same precision). It read 0.56–0.76 (bf16 1.3–1.8× slower) on a CPU with AVX512-BF16 and no AMX.
+    The global random state is left as it was.
 
     >>> cpu_bf16_speedup() > 0
     True
