@@ -85,6 +85,34 @@ def test_bf16_and_channels_last_paths_run_on_cpu():
     assert torch.allclose(res["nhwc"], res["fp32"], atol=1e-4)
 
 
+def test_channels_last_default_follows_device_and_width():
+    """channels_last=None (the default) takes NHWC on a CPU for nets of 16 channels or more, never on a GPU, never
+    for stacked (5-D) weights; the fit loop converts the generator accordingly."""
+    from deepprior.errors import ConfigError
+
+    p = _problems()[0]
+    wide_spec = {**TINY, "net": {**TINY["net"], "channels_down": [16] * 3, "channels_up": [16] * 3}}
+    wide, narrow = build_dip(p, wide_spec, seed=0), build_dip(p, TINY, seed=0)
+    cfg = FitConfig(iters=2, lr=0.01, ema=None, backtrack=False)
+    assert cfg.channels_last is None
+    assert cfg.channels_last_on("cpu", wide) and not cfg.channels_last_on("cpu", narrow)
+    assert not cfg.channels_last_on("cuda", wide)  # a device object only: no GPU needed
+    assert cfg.replace(channels_last=True).channels_last_on("cpu", narrow)
+    stacked = BatchedDIP([build_dip(p, wide_spec, seed=i) for i in range(2)])
+    assert not cfg.replace(channels_last=True).channels_last_on("cpu", stacked)
+
+    def first_conv(d):
+        return next(m for m in d.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)).weight
+
+    fit(wide, Identity(), p.y, cfg)
+    assert first_conv(wide).is_contiguous(memory_format=torch.channels_last)
+    other = build_dip(p, wide_spec, seed=0)
+    fit(other, Identity(), p.y, cfg.replace(channels_last=False))
+    assert first_conv(other).is_contiguous() and not first_conv(other).is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ConfigError, match="channels_last"):
+        FitConfig(channels_last="yes")
+
+
 def test_bf16_keeps_complex_outputs_complex():
     """Complex pixels (k-t TV, MRI) pass the bf16 autocast untouched: a cast once dropped the imaginary part."""
     from deepprior.params import Pixels

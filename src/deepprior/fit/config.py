@@ -17,6 +17,10 @@ from ..params import Parameterization
 
 LOSSES = ("mse", "l1")
 AMP_MODES = (None, "off", "bf16", "auto")  # None = "off"
+# On a 2-core AVX-512 CPU a skip net 8 channels wide ran 1.2x *slower* per step in channels-last, 12 channels level
+# and 16 or more 1.0-1.25x faster (bench/layout_speed.py and docs/benchmarks.md): NHWC fills the 16-float vectors
+# only with channels to spare.
+NHWC_MIN_CHANNELS = 16
 
 
 def native_bf16(device: str | torch.device) -> bool:
@@ -113,7 +117,9 @@ class FitConfig:
     # None/"off" | "bf16" | "auto": autocast the forward pass to bfloat16 (the loss stays float32); "auto" only where
     # bf16 is the faster (:func:`native_bf16`: a CUDA GPU with bf16, a CPU where a timed probe says so).
     amp: str | None = None
-    channels_last: bool = False  # NHWC memory layout for the generator (GPU tensor cores prefer it)
+    # NHWC memory layout for the generator. None: on a CPU for networks of NHWC_MIN_CHANNELS channels or more (oneDNN's
+    # convolutions ran every preset's network 1.03-1.25x faster per step in it: bench/layout_speed.py); not on a GPU.
+    channels_last: bool | None = None
 
     def __post_init__(self):
         if not (isinstance(self.iters, int) and self.iters >= 1):
@@ -141,6 +147,8 @@ class FitConfig:
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp must be 'off', 'bf16' or 'auto', got {self.amp!r} (bf16 needs no loss scaling; "
                               "fp16 would)")
+        if self.channels_last not in (None, True, False):
+            raise ConfigError(f"channels_last must be true, false or null (channels-last on a CPU), got {self.channels_last!r}")
         if self.batch is not None and self.optimizer == "lbfgs":
             raise ConfigError("mini-batches of frames need a stochastic optimizer; use adam with batch, or no batch")
 
@@ -151,6 +159,26 @@ class FitConfig:
         (False, True)
         """
         return self.amp == "bf16" or (self.amp == "auto" and native_bf16(device))
+
+    def channels_last_on(self, device: str | torch.device, param: torch.nn.Module | None = None) -> bool:
+        """Whether the generator runs in channels-last layout on ``device``: as asked, or (None) on a CPU where its
+        widest convolution has at least :data:`NHWC_MIN_CHANNELS` output channels. Never for a parameterization
+        holding 5-D tensors (:class:`~deepprior.params.BatchedDIP` stacks its weights), which that layout does not
+        describe.
+
+        >>> net = torch.nn.Conv2d(3, 32, 3)
+        >>> FitConfig().channels_last_on("cpu", net), FitConfig(channels_last=False).channels_last_on("cpu", net)
+        (True, False)
+        >>> FitConfig().channels_last_on("cpu", torch.nn.Conv2d(3, 8, 3))  # too narrow to gain
+        False
+        """
+        if param is not None and any(t.dim() > 4 for t in param.state_dict().values()):
+            return False
+        if self.channels_last is not None:
+            return self.channels_last
+        widest = max((m.out_channels for m in (param.modules() if param is not None else ())
+                      if isinstance(m, torch.nn.Conv2d)), default=0)
+        return torch.device(device).type == "cpu" and widest >= NHWC_MIN_CHANNELS
 
     def replace(self, **changes) -> "FitConfig":
         known = {f.name for f in fields(self)}

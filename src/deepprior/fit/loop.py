@@ -128,7 +128,7 @@ def fit(param: Parameterization, operator: Operator, y: Tensor, config: FitConfi
     out = run.out
     t0 = time.perf_counter()
 
-    if cfg.channels_last:
+    if cfg.channels_last_on(y.device, param):
         param.to(memory_format=torch.channels_last)
     # The compiled module shares param's tensors: checkpoints, snapshots and restores act on `param`.
     call = torch.compile(param) if cfg.compile else param

@@ -239,7 +239,7 @@ def tddip(data: MRIData, *, preset: str | dict | None = None, steps: int | None 
     if init is not None:
         # rendered in the fit's precision and memory layout (bf16 kernels round differently per layout), so that a
         # bf16 network too starts exactly at the given image
-        if cfg.channels_last:
+        if cfg.channels_last_on(dev, param):
             param.to(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             param = Offset(param, c2c.adjoint(_start(init, data) * scale, (t_frames, 2, *data.shape)), batch=b)
