@@ -10,7 +10,7 @@ With ``--rounds N`` every variant runs N times, interleaved, and the median roun
 One *iteration* is what the fit loop does per step: forward, backward, Adam, the EMA and the PSNR
 bookkeeping. Variants (each in a fresh subprocess, so peak memory and compile caches are its own):
 
-* ``eager``      deepprior's fit loop, float32, default memory layout;
+* ``eager``      deepprior's fit loop, float32, contiguous (NCHW) layout (the loop's CPU default is channels-last);
 * ``reference``  ``bench/reference_dip.py``: a plain eager implementation of the reference recipe
                  (same network, same weights; its loop computes NumPy PSNRs every step, as the notebook);
 * ``channels_last`` / ``compile`` / ``bf16`` / ``compile+bf16``: deepprior's loop with that lever

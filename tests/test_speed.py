@@ -85,11 +85,12 @@ def test_bf16_and_channels_last_paths_run_on_cpu():
     assert torch.allclose(res["nhwc"], res["fp32"], atol=1e-4)
 
 
-def test_channels_last_default_follows_device_and_width():
-    """channels_last=None (the default) takes NHWC on a CPU for nets of 16 channels or more, never on a GPU, never
-    for stacked (5-D) weights; the fit loop converts the generator accordingly."""
+def test_channels_last_default_follows_device_and_width(monkeypatch):
+    """channels_last=None (the default) takes NHWC on an AVX-512 CPU for nets of 16 channels or more, never with AVX2
+    only, never on a GPU, never for stacked (5-D) weights; the fit loop converts the generator accordingly."""
     from deepprior.errors import ConfigError
 
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     p = _problems()[0]
     wide_spec = {**TINY, "net": {**TINY["net"], "channels_down": [16] * 3, "channels_up": [16] * 3}}
     wide, narrow = build_dip(p, wide_spec, seed=0), build_dip(p, TINY, seed=0)
@@ -106,8 +107,10 @@ def test_channels_last_default_follows_device_and_width():
 
     fit(wide, Identity(), p.y, cfg)
     assert first_conv(wide).is_contiguous(memory_format=torch.channels_last)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not cfg.channels_last_on("cpu", wide)
     other = build_dip(p, wide_spec, seed=0)
-    fit(other, Identity(), p.y, cfg.replace(channels_last=False))
+    fit(other, Identity(), p.y, cfg)
     assert first_conv(other).is_contiguous() and not first_conv(other).is_contiguous(memory_format=torch.channels_last)
     with pytest.raises(ConfigError, match="channels_last"):
         FitConfig(channels_last="yes")

@@ -17,9 +17,10 @@ from ..params import Parameterization
 
 LOSSES = ("mse", "l1")
 AMP_MODES = (None, "off", "bf16", "auto")  # None = "off"
-# On a 2-core AVX-512 CPU a skip net 8 channels wide ran 1.2x *slower* per step in channels-last, 12 channels level
-# and 16 or more 1.0-1.25x faster (bench/layout_speed.py and docs/benchmarks.md): NHWC fills the 16-float vectors
-# only with channels to spare.
+# Channels-last (NHWC) on a CPU pays where the vectors are wide enough for it. With AVX-512 (bench/layout_speed.py,
+# docs/benchmarks.md "Memory layout on a CPU") every preset's network ran 1.03-1.25x faster per step in it, a skip
+# net 8 channels wide 1.2x slower and 12 wide level; on an earlier AMD EPYC with AVX2 only, `denoise` and
+# `denoise-fast` ran 0.73-0.81x as fast in it (bench/speed.py). So: AVX-512 and networks 16 channels wide or more.
 NHWC_MIN_CHANNELS = 16
 
 
@@ -117,8 +118,8 @@ class FitConfig:
     # None/"off" | "bf16" | "auto": autocast the forward pass to bfloat16 (the loss stays float32); "auto" only where
     # bf16 is the faster (:func:`native_bf16`: a CUDA GPU with bf16, a CPU where a timed probe says so).
     amp: str | None = None
-    # NHWC memory layout for the generator. None: on a CPU for networks of NHWC_MIN_CHANNELS channels or more (oneDNN's
-    # convolutions ran every preset's network 1.03-1.25x faster per step in it: bench/layout_speed.py); not on a GPU.
+    # NHWC memory layout for the generator. None: on an AVX-512 CPU for networks NHWC_MIN_CHANNELS wide or more (there
+    # every preset's network ran 1.03-1.25x faster per step in it: bench/layout_speed.py); not on a GPU (channels_last_on).
     channels_last: bool | None = None
 
     def __post_init__(self):
@@ -161,13 +162,13 @@ class FitConfig:
         return self.amp == "bf16" or (self.amp == "auto" and native_bf16(device))
 
     def channels_last_on(self, device: str | torch.device, param: torch.nn.Module | None = None) -> bool:
-        """Whether the generator runs in channels-last layout on ``device``: as asked, or (None) on a CPU where its
-        widest convolution has at least :data:`NHWC_MIN_CHANNELS` output channels. Never for a parameterization
-        holding 5-D tensors (:class:`~deepprior.params.BatchedDIP` stacks its weights), which that layout does not
-        describe.
+        """Whether the generator runs in channels-last layout on ``device``: as asked, or (None) on a CPU with AVX-512
+        where its widest convolution has at least :data:`NHWC_MIN_CHANNELS` output channels. Never for a
+        parameterization holding 5-D tensors (:class:`~deepprior.params.BatchedDIP` stacks its weights), which that
+        layout does not describe.
 
         >>> net = torch.nn.Conv2d(3, 32, 3)
-        >>> FitConfig().channels_last_on("cpu", net), FitConfig(channels_last=False).channels_last_on("cpu", net)
+        >>> FitConfig(channels_last=True).channels_last_on("cpu", net), FitConfig(channels_last=False).channels_last_on("cpu", net)
         (True, False)
         >>> FitConfig().channels_last_on("cpu", torch.nn.Conv2d(3, 8, 3))  # too narrow to gain
         False
@@ -178,7 +179,8 @@ class FitConfig:
             return self.channels_last
         widest = max((m.out_channels for m in (param.modules() if param is not None else ())
                       if isinstance(m, torch.nn.Conv2d)), default=0)
-        return torch.device(device).type == "cpu" and widest >= NHWC_MIN_CHANNELS
+        return (torch.device(device).type == "cpu" and torch.backends.cpu.get_cpu_capability() == "AVX512"
+                and widest >= NHWC_MIN_CHANNELS)
 
     def replace(self, **changes) -> "FitConfig":
         known = {f.name for f in fields(self)}
