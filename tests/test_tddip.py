@@ -53,6 +53,35 @@ def test_reference_network_sizes():
     assert sum(p.numel() for p in MapNet(3, (1, 8, 8)).parameters()) == 3 * 512 + 512 + 512 * 64 + 64
 
 
+def test_decoder_folds_its_upsampling_exactly():
+    """The nearest ×2 upsampling folded into the next convolution (NearestUpConv) computes the reference's Upsample +
+    Conv2d: the same output and gradients in float64, in either layout, and the state dict keeps its keys."""
+    from torch import nn
+
+    from deepprior.nets.common import NearestUpConv
+
+    torch.manual_seed(0)
+    net = build_net("tddip", 1, 2, channels=8, out_hw=(32, 32)).double()
+    assert sum(isinstance(m, NearestUpConv) for m in net.modules()) == net.ups == 2
+    plain = build_net("tddip", 1, 2, channels=8, out_hw=(32, 32)).double()
+    for i, m in enumerate(plain.body):  # the unfolded reference, holding the same parameters
+        if isinstance(m, NearestUpConv):
+            plain.body[i - 1] = nn.Upsample(scale_factor=2, mode="nearest")
+            plain.body[i] = nn.Conv2d(m.in_channels, m.out_channels, 3, padding=1, bias=False).double()
+    plain.load_state_dict(net.state_dict())  # same keys, same shapes
+    for layout in (torch.contiguous_format, torch.channels_last):
+        z = torch.rand(2, 1, 8, 8, dtype=torch.float64).contiguous(memory_format=layout)
+        for n in (net, plain):
+            n.to(memory_format=layout)
+            n.zero_grad()
+            n(z).square().sum().backward()
+        assert torch.allclose(net(z), plain(z), atol=1e-12)
+        for a, b in zip(net.parameters(), plain.parameters()):
+            assert torch.allclose(a.grad, b.grad, atol=1e-10)
+    bilinear = build_net("tddip", 1, 2, channels=8, out_hw=(32, 32), upsample_mode="bilinear")
+    assert not any(isinstance(m, NearestUpConv) for m in bilinear.modules())  # only nearest folds this way
+
+
 @pytest.mark.parametrize("hw", [(37, 50), (64, 64), (20, 129)])
 def test_decoder_and_parameterization_odd_sizes(hw):
     p = build_tddip(5, hw, preset={**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 8},
