@@ -80,6 +80,19 @@ def test_decoder_folds_its_upsampling_exactly():
     assert not any(isinstance(m, NearestUpConv) for m in bilinear.modules())  # only nearest folds this way
 
 
+def test_folded_decoder_runs_under_vmap():
+    """Static DIP fits the frames of a series as one vmapped BatchedDIP; the TDDIP decoder, folded, runs there too
+    (a layout query inside NearestUpConv once failed under vmap), and each frame matches its own single fit."""
+    from deepprior.mri.dip import dip_static
+
+    d = simulate(torch.rand(2, 32, 32), coils=2, accel=2, center=4, seed=0)
+    p = {"net": {"name": "tddip", "channels": 16}, "code": {"kind": "noise", "scale": 0.1},
+         "fit": {"iters": 3, "lr": 0.01, "ema": None, "backtrack": False}}
+    both, _ = dip_static(d, preset=p, device="cpu", dc=False)
+    alone, _ = dip_static(d.frame(1), preset=p, device="cpu", dc=False)
+    assert torch.isfinite(both).all() and torch.allclose(both[1:], alone, atol=1e-4)
+
+
 @pytest.mark.parametrize("hw", [(37, 50), (64, 64), (20, 129)])
 def test_decoder_and_parameterization_odd_sizes(hw):
     p = build_tddip(5, hw, preset={**TDDIP_PRESETS["tddip-cpu"], "net": {"name": "tddip", "channels": 8},

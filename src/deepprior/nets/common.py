@@ -86,9 +86,8 @@ class NearestUpConv(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         m = torch.tensor(self._TAPS, dtype=self.weight.dtype, device=self.weight.device)
-        k = torch.einsum("kp,oipq,lq->iokl", m, self.weight, m)  # (in, out, 4, 4), conv_transpose2d's layout
-        if self.weight.is_contiguous(memory_format=torch.channels_last):
-            k = k.contiguous(memory_format=torch.channels_last)
+        # (in, out, 4, 4), conv_transpose2d's layout; the convolution follows a channels-last input by itself
+        k = torch.einsum("kp,oipq,lq->iokl", m, self.weight, m)
         return F.conv_transpose2d(x, k, self.bias, stride=2, padding=1)
 
 

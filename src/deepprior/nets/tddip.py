@@ -46,7 +46,7 @@ class TDDecoder(Generator):
     ``out_channels`` (2 = real/imag). No biases, zero padding, no output activation — the reference
     ``basicnet`` (128 channels, 1 block, 4 upsamplings: 8² → 128²). ``fold_upsample`` (default) computes each nearest
     upsampling and the convolution after it as one :class:`~deepprior.nets.common.NearestUpConv`: the same function,
-    1.05–1.15× faster per TDDIP step on a 2-core CPU (``bench/mri_speed.py``).
+    1.10–1.13× faster per TDDIP step on a 2-core CPU (``bench/mri_speed.py``).
 
     Give ``ups`` or the image size ``out_hw``, from which the number of upsamplings that takes an 8-pixel
     seed to the image is chosen; :meth:`code_size` rounds the seed up so any ``(h, w)`` works (the output
@@ -86,7 +86,7 @@ class TDDecoder(Generator):
         for _ in range(ups):
             if self.fold:
                 # the upsampling is folded into the next convolution (NearestUpConv: the same function, 1.5x faster);
-                # the Identity keeps the layer indices, so state dicts of the unfused decoder still load
+                # the Identity keeps the layer indices, so state dicts of the unfolded decoder still load
                 layers += [nn.Identity(), *self._unit(self.channels, up=True)]
             else:
                 layers += [upsample(self.upmode, 2), *self._unit(self.channels)]
