@@ -179,8 +179,8 @@ class FitConfig:
             return self.channels_last
         widest = max((m.out_channels for m in (param.modules() if param is not None else ())
                       if isinstance(m, torch.nn.Conv2d)), default=0)
-        return (torch.device(device).type == "cpu" and torch.backends.cpu.get_cpu_capability() == "AVX512"
-                and widest >= NHWC_MIN_CHANNELS)
+        isa = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()  # not in every torch build
+        return torch.device(device).type == "cpu" and isa == "AVX512" and widest >= NHWC_MIN_CHANNELS
 
     def replace(self, **changes) -> "FitConfig":
         known = {f.name for f in fields(self)}
