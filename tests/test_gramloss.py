@@ -81,7 +81,6 @@ def test_tddip_radial_fits_the_same_through_the_gram():
     float32, up to the kernels' rounding."""
     d = simulate(cine_phantom(4, 16), coils=2, seed=0, spokes=5)
     p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
-    p.pop("fit_fp32", None)
     p["fit"] = {**p["fit"], "amp": "off", "lr": 3e-3}
     x, fast = tddip(d, preset=p, steps=40, patience=1000, seed=0, device="cpu", dc=False)
     ref, slow = tddip(d, preset=p, steps=40, patience=1000, seed=0, device="cpu", dc=False, gram=False)

@@ -405,7 +405,6 @@ def test_tddip_cpu_preset_runs_at_a_constant_learning_rate():
 
     d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0)
     p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
-    p.pop("fit_fp32", None)  # the preset's own budget in either precision
     assert p["fit"]["lr_schedule"] is None
     p["fit"] = {**p["fit"], "lr_step": 8}  # 2 sweeps of 4 frames: StepLR would drop at sweeps 2, 4, 6, 8
     _, flat = tddip(d, preset=p, steps=40, patience=2, seed=0, device="cpu", dc=False)
@@ -470,7 +469,6 @@ def test_tddip_anneal_is_sized_to_the_time_limit_when_that_binds_first():
 
     d = simulate(cine_phantom(4, 16), coils=2, accel=2, center=4, seed=0, snr_db=10)
     p = {**get_preset("tddip-cpu", "tddip"), "net": {"name": "tddip", "channels": 8}, "mapnet": {"hidden": [16]}}
-    p.pop("fit_fp32", None)
     p["fit"] = {**p["fit"], "lr": 1e-2, "ema": 0.0, "lr_schedule": "anneal", "anneal_frac": 0.5}
     _, full = tddip(d, preset=p, steps=120, patience=1000, seed=0, device="cpu", dc=False, time_limit=0)
     lr = full["history"]["lr"]
