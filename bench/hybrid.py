@@ -13,7 +13,8 @@
                                                                   # then bench/pull_sweep.py n.pt --setting "21 spokes"
 
 A method is ``tv`` or ``tddip`` followed by options: ``--steps N`` (optimizer steps, in float32 too),
-``--channels C`` (decoder width),
+``--channels C`` (decoder width; ``C0,C1,…`` one per level, from the seed to the image), ``--fine-channels C`` (the
+width at the image's level; ``--fine-channels 64`` is the decoder before the preset narrowed that level),
 ``--amp off|bf16|auto`` (bfloat16 network), ``--dc`` (end with the exact data-consistency step, the preset's default;
 the network image is reported beside it), ``--dc-weight μ|auto`` (its weight; ``auto``, the default, chooses μ on
 the held-out samples), ``--patience N`` (sweeps of the held-out rule), ``--tv-weight λ`` (DIP-TV), ``--init tv``
@@ -65,7 +66,9 @@ def method_options(spec: str) -> tuple[str, dict]:
     words = shlex.split(spec)
     ap = argparse.ArgumentParser(prog=words[0], add_help=False)
     ap.add_argument("--steps", type=int)
-    ap.add_argument("--channels", type=int)
+    ap.add_argument("--channels", type=lambda v: [int(c) for c in v.split(",")] if "," in v else int(v),
+                    help="decoder width, or one width per level from the seed to the image (64,64,64,64,32)")
+    ap.add_argument("--fine-channels", type=int, help="decoder width at the image's level (the preset's 32)")
     ap.add_argument("--dc", action="store_true")
     ap.add_argument("--amp", choices=("off", "bf16", "auto"), help="bfloat16 autocast of the network (FitConfig.amp)")
     ap.add_argument("--dc-weight", help="μ of --dc: a number, or auto (chosen on the held-out samples)")
@@ -101,6 +104,10 @@ def method_options(spec: str) -> tuple[str, dict]:
             p["fit"] = {**p["fit"], key: getattr(o, key)}
     if o.channels:
         p["net"] = {**p["net"], "channels": o.channels}
+        if not isinstance(o.channels, int):
+            p["net"].pop("fine_channels", None)  # the list names every level
+    if o.fine_channels:
+        p["net"] = {**p["net"], "fine_channels": o.fine_channels}
     if o.amp:
         p["fit"] = {**p["fit"], "amp": o.amp}
     if o.dc_weight:

@@ -53,6 +53,29 @@ def test_reference_network_sizes():
     assert sum(p.numel() for p in MapNet(3, (1, 8, 8)).parameters()) == 3 * 512 + 512 + 512 * 64 + 64
 
 
+def test_decoder_widths_per_level():
+    """``channels`` may name one width per level (seed → image): the parameter count follows the widths, a uniform
+    list builds the same network as the int (same state dict), and a list of the wrong length is a ConfigError."""
+    net = build_net("tddip", 1, 2, channels=[16, 16, 8], out_hw=(32, 32))
+    assert net.ups == 2 and net.channels == [16, 16, 8]
+    # level 0: 1→16 + block 16→16; level 1: up 16→16 + block; level 2: up 16→8 + block 8→8; final 8→2; BN 2·width
+    convs = 9 * (16 + 256 + 256 + 256 + 128 + 64 + 16)
+    assert net.num_parameters() == convs + 2 * (16 * 4 + 8 * 2)
+    assert net(torch.rand(1, 1, 8, 8)).shape == (1, 2, 32, 32)
+    torch.manual_seed(0)
+    a = build_net("tddip", 1, 2, channels=[8, 8, 8], out_hw=(32, 32))
+    torch.manual_seed(0)
+    b = build_net("tddip", 1, 2, channels=8, out_hw=(32, 32))
+    assert a.channels == 8 and all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    # fine_channels narrows the image's level alone, at any image size
+    assert build_net("tddip", 1, 2, channels=16, fine_channels=8, out_hw=(32, 32)).num_parameters() == net.num_parameters()
+    assert build_net("tddip", 1, 2, channels=16, fine_channels=8, out_hw=(64, 64)).channels == [16, 16, 16, 8]
+    with pytest.raises(ConfigError, match="one per level, 3 here"):
+        build_net("tddip", 1, 2, channels=[16, 8], out_hw=(32, 32))
+    with pytest.raises(ConfigError, match="bad TDDIP decoder size"):
+        build_net("tddip", 1, 2, channels=[16, 0, 8], out_hw=(32, 32))
+
+
 def test_decoder_folds_its_upsampling_exactly():
     """The nearest ×2 upsampling folded into the next convolution (NearestUpConv) computes the reference's Upsample +
     Conv2d: the same output and gradients in float64, in either layout, and the state dict keeps its keys."""
