@@ -7,9 +7,9 @@
 
 Rows: the forward model alone (Aᴴ A x for the whole series, the cost every data-consistency step pays
 at least once), TDDIP per optimizer step (one frame per step, as the reference) and per sweep (every
-frame once), on the fit's own clock (the whole call with its set-up in the notes) — the CPU preset also with each
-upsampling and the convolution after it computed apart (``fold_upsample: false``), with the decoder in the NCHW memory
-layout instead of its channels-last one and, on radial data, with the data term
+frame once), on the fit's own clock (the whole call with its set-up in the notes) — the CPU preset also with 64
+channels at the image's level as at the others (its former decoder), with each upsampling and the convolution
+after it computed apart (``fold_upsample: false``), with the decoder in the NCHW memory layout instead of its channels-last one and, on radial data, with the data term
 through the NUFFT pair instead of the Toeplitz gram (GIP too), timed in the same process —, and each GIP stage per step (cnn / gnn / joint: the whole 26-frame network; admm: one
 outer iteration = a CG X-step plus its network steps). Everything runs with ``stop='none'`` and a few
 steps per stage, so a row is a rate, not a result.
@@ -75,8 +75,10 @@ def main():
         cpu = get_preset("tddip-cpu", "tddip")
         nchw = {**cpu, "fit": {**cpu["fit"], "channels_last": False}}
         unfolded = {**cpu, "net": {**cpu["net"], "fold_upsample": False}}
+        uniform = {**cpu, "net": {**cpu["net"], "fine_channels": None}}  # the former decoder: 64 at every level
         reconstruct(d, "tddip", iters=26, stop="none", device=a.device)  # warm-up: kernels, primitive caches
-        variants = [("tddip-cpu", "tddip-cpu", {}), ("tddip-cpu, upsampling not folded", unfolded, {}),
+        variants = [("tddip-cpu", "tddip-cpu", {}), ("tddip-cpu, 64 channels at every level", uniform, {}),
+                    ("tddip-cpu, upsampling not folded", unfolded, {}),
                     ("tddip-cpu, NCHW layout", nchw, {}), ("tddip", "tddip", {})]
         if d.radial:  # the data term through the NUFFT pair instead of the Toeplitz gram
             variants.insert(2, ("tddip-cpu, NUFFT data term", "tddip-cpu", {"gram": False}))
