@@ -9,9 +9,10 @@ Rows: the forward model alone (Aᴴ A x for the whole series, the cost every dat
 at least once), TDDIP per optimizer step (one frame per step, as the reference) and per sweep (every
 frame once), on the fit's own clock (the whole call with its set-up in the notes) — the CPU preset also with 64
 channels at the image's level as at the others (its former decoder), with each upsampling and the convolution
-after it computed apart (``fold_upsample: false``), with the decoder in the NCHW memory layout instead of its channels-last one and, on radial data, with the data term
-through the NUFFT pair instead of the Toeplitz gram (GIP too), timed in the same process —, and each GIP stage per step (cnn / gnn / joint: the whole 26-frame network; admm: one
-outer iteration = a CG X-step plus its network steps). Everything runs with ``stop='none'`` and a few
+after it computed apart (``fold_upsample: false``), with the decoder in the NCHW memory layout instead of its
+channels-last one and, on radial data, with the data term through the NUFFT pair instead of the Toeplitz gram (GIP
+too), timed in the same process —, and each GIP stage per step (cnn / gnn / joint: the whole 26-frame network; admm:
+one outer iteration = a CG X-step plus its network steps). Everything runs with ``stop='none'`` and a few
 steps per stage, so a row is a rate, not a result.
 """
 
