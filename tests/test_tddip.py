@@ -70,6 +70,7 @@ def test_decoder_widths_per_level():
     # fine_channels narrows the image's level alone, at any image size
     assert build_net("tddip", 1, 2, channels=16, fine_channels=8, out_hw=(32, 32)).num_parameters() == net.num_parameters()
     assert build_net("tddip", 1, 2, channels=16, fine_channels=8, out_hw=(64, 64)).channels == [16, 16, 16, 8]
+    assert build_tddip(3, (32, 32), preset="tddip-cpu").net.channels == [64, 64, 32]  # the CPU preset's data
     with pytest.raises(ConfigError, match="one per level, 3 here"):
         build_net("tddip", 1, 2, channels=[16, 8], out_hw=(32, 32))
     with pytest.raises(ConfigError, match="bad TDDIP decoder size"):
