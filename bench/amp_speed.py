@@ -14,7 +14,6 @@ import time
 import torch
 
 from deepprior.fit import native_bf16
-from deepprior.fit.config import cpu_bf16_speedup
 from deepprior.mri.tddip import build_tddip
 from deepprior.nets import build_net, make_code
 from deepprior.presets import get_preset
@@ -51,7 +50,7 @@ def main():
     ap.add_argument("--steps", type=int, default=15)
     a = ap.parse_args()
     torch.set_num_threads(2)
-    print(f"CPU: {cpu_features()}; the probe's float32/bf16 time {cpu_bf16_speedup():.2f}; amp 'auto' takes "
+    print(f"CPU: {cpu_features()}; amp 'auto' takes "
           f"{'bf16' if native_bf16('cpu') else 'float32'} here")
     tddip = build_tddip(26, (128, 128), preset="tddip-cpu", seed=0).to(memory_format=torch.channels_last)
     frame = iter(range(10**9))

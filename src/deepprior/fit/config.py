@@ -3,10 +3,8 @@ returns (:class:`FitResult`), the callback interface and the device helpers."""
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-import time
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -26,10 +24,13 @@ NHWC_MIN_CHANNELS = 16
 
 def native_bf16(device: str | torch.device) -> bool:
     """Whether ``device`` computes bfloat16 convolutions faster than float32: a CUDA GPU that supports bf16, or a CPU
-    with bf16 instructions (AVX512-BF16 or AMX) on which a timed probe finds them at least 10 % faster
-    (:func:`cpu_bf16_speedup`, once per process). The instructions alone do not tell: with AMX a TDDIP step was 1.8×
-    faster, on an AMD EPYC with AVX512-BF16 a ``fast`` step 1.24× faster, but on an Intel CPU with AVX512-BF16 and no
-    AMX 1.3–1.4× *slower* (``bench/amp_speed.py``). Without them bf16 is emulated, and slower still.
+    with AMX tiles. Decided by the instruction set alone, so that the same command on the same machine always
+    computes in the same precision and gives the same bytes. A timed probe of two convolutions decided until it
+    was found to flip under load: with six processes on 2 cores it read ≥ 1.1 (take bf16) in 1 to 2 of 90 probes
+    where the CPU reads 0.6–0.75 — enough for one item of a Ray batch to compute in another precision than the
+    rest. AVX512-BF16 without AMX stays float32: such an Intel CPU made a TDDIP step 1.3–1.4× *slower* in bf16, an
+    AMD EPYC made a ``fast`` step 1.24× faster (``bench/amp_speed.py``); ``amp="bf16"`` (``--amp bf16``) opts in there.
+    With AMX a TDDIP step was 1.8× faster. Without bf16 instructions bf16 is emulated, and slower still.
 
     >>> isinstance(native_bf16("cpu"), bool)
     True
@@ -38,37 +39,10 @@ def native_bf16(device: str | torch.device) -> bool:
     if d.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if d.type == "cpu":
-        # torch exposes these probes only under private names; a torch without them counts as "no".
-        probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
-        return any(bool(p()) for p in probes if p is not None) and cpu_bf16_speedup() >= 1.1
+        # torch exposes this probe only under a private name; a torch without it counts as "no".
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return bool(amx()) if amx is not None else False
     return False
-
-
-@functools.lru_cache(maxsize=None)
-def cpu_bf16_speedup() -> float:
-    """float32 time / bf16 time of two 3×3 convolutions (32 channels, 128², forward and backward) on this CPU at the
-    process's thread count: the best of five each after a warm-up, ~0.2 s, once per process (so every fit of a run
-    computes in the same precision). It read 0.56–0.76 (bf16 1.3–1.8× slower) on a CPU with AVX512-BF16 and no AMX.
-    The global random state is left as it was.
-
-    >>> cpu_bf16_speedup() > 0
-    True
-    """
-    with torch.random.fork_rng(devices=[]):
-        conv = torch.nn.Sequential(torch.nn.Conv2d(32, 32, 3, padding=1), torch.nn.Conv2d(32, 32, 3, padding=1))
-        x = torch.randn(1, 32, 128, 128)
-
-    def once(bf16: bool) -> float:
-        t = time.perf_counter()
-        with torch.enable_grad():  # a caller may be inside no_grad
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                y = conv(x)
-            y.float().square().mean().backward()
-        return time.perf_counter() - t
-
-    for bf16 in (False, True, False, True):
-        once(bf16)
-    return min(once(False) for _ in range(5)) / min(once(True) for _ in range(5))
 
 
 @dataclass
@@ -116,7 +90,7 @@ class FitConfig:
     batch_seed: int = 0
     compile: bool = False  # torch.compile the forward pass (inductor); pays off on GPUs, not on small CPUs
     # None/"off" | "bf16" | "auto": autocast the forward pass to bfloat16 (the loss stays float32); "auto" only where
-    # bf16 is the faster (:func:`native_bf16`: a CUDA GPU with bf16, a CPU where a timed probe says so).
+    # bf16 is the faster (:func:`native_bf16`: a CUDA GPU with bf16, a CPU with AMX).
     amp: str | None = None
     # NHWC memory layout for the generator. None: on an AVX-512 CPU for networks NHWC_MIN_CHANNELS wide or more (there
     # every preset's network ran 1.03-1.25x faster per step in it: bench/layout_speed.py); not on a GPU (channels_last_on).
