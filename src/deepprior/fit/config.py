@@ -26,9 +26,9 @@ def native_bf16(device: str | torch.device) -> bool:
     """Whether ``device`` computes bfloat16 convolutions faster than float32: a CUDA GPU that supports bf16, or a CPU
     with AMX tiles. Decided by the instruction set alone, so that the same command on the same machine always
     computes in the same precision and gives the same bytes. A timed probe of two convolutions decided until it
-    was found to flip under load: with six processes on 2 cores it read ≥ 1.1 (take bf16) in 1 to 2 of 90 probes
-    where the CPU reads 0.6–0.75 — enough for one item of a Ray batch to compute in another precision than the
-    rest. AVX512-BF16 without AMX stays float32: such an Intel CPU made a TDDIP step 1.3–1.4× *slower* in bf16, an
+    was found to flip under load: on a CPU where it reads 0.6–0.75, four and six processes sharing 2 cores made it
+    read ≥ 1.1 (take bf16) in 1 of 48 and 1 of 90 probes (a median of paired ratios: 2 of 90) — enough for one item
+    of a Ray batch to compute in another precision than the rest. AVX512-BF16 without AMX stays float32: such an Intel CPU made a TDDIP step 1.3–1.4× *slower* in bf16, an
     AMD EPYC made a ``fast`` step 1.24× faster (``bench/amp_speed.py``); ``amp="bf16"`` (``--amp bf16``) opts in there.
     With AMX a TDDIP step was 1.8× faster. Without bf16 instructions bf16 is emulated, and slower still.
 
