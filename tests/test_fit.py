@@ -351,17 +351,22 @@ def test_fit_state_says_whether_the_network_runs_in_bf16():
     assert seen == [False, False]
 
 
-def test_auto_bf16_on_a_cpu_follows_amx_alone(monkeypatch):
-    """amp 'auto' on a CPU: bf16 exactly where AMX is (AVX512-BF16 alone was slower on an Intel CPU), decided without
-    timing anything, so that a run's precision cannot depend on the load of the machine."""
+def test_auto_bf16_on_a_cpu_follows_the_instruction_set_and_vendor(monkeypatch):
+    """amp 'auto' on a CPU: bf16 where AMX is, or AVX512-BF16 on an AMD CPU (AVX512-BF16 alone was slower on an Intel
+    CPU), decided without timing anything, so that a run's precision cannot depend on the load of the machine."""
     import torch
 
     from deepprior.fit import config as fit_config
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(fit_config, "cpu_vendor", lambda: "GenuineIntel")
     assert not fit_config.native_bf16("cpu")
     assert not FitConfig(amp="auto").bf16_on("cpu")
+    monkeypatch.setattr(fit_config, "cpu_vendor", lambda: "AuthenticAMD")
+    assert fit_config.native_bf16("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert not fit_config.native_bf16("cpu")  # an AMD CPU without bf16 instructions
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
     assert fit_config.native_bf16("cpu") and FitConfig(amp="auto").bf16_on("cpu")
     assert not FitConfig(amp="off").bf16_on("cpu") and FitConfig(amp="bf16").bf16_on("cpu")

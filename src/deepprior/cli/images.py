@@ -43,7 +43,7 @@ def _common(f):
                      help="torch.compile the forward pass (a GPU speed lever; on small CPUs it is slower)."),
         click.option("--amp", type=click.Choice(("off", "bf16", "auto")), default=None,
                      help="Autocast the network to bfloat16 (the loss stays float32): auto = where bf16 is faster: "
-                          "a GPU with bf16, a CPU with AMX (on AVX512-BF16 without AMX bf16 was slower; --amp bf16 forces it). "
+                          "a GPU with bf16, a CPU with AMX, an AMD CPU with AVX512-BF16 (on Intel without AMX bf16 was slower). "
                           "Default: the preset's (`deepprior presets`)."),
         click.option("--deterministic", is_flag=True,
                      help="Bit-reproducible on CUDA too (deterministic kernels; an op without one stops with an error)."),

@@ -3,6 +3,7 @@ returns (:class:`FitResult`), the callback interface and the device helpers."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field, fields
@@ -23,14 +24,15 @@ NHWC_MIN_CHANNELS = 16
 
 
 def native_bf16(device: str | torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 convolutions faster than float32: a CUDA GPU that supports bf16, or a CPU
-    with AMX tiles. Decided by the instruction set alone, so that the same command on the same machine always
-    computes in the same precision and gives the same bytes. A timed probe of two convolutions decided until it
-    was found to flip under load: on a CPU where it reads 0.6–0.75, four and six processes sharing 2 cores made it
-    read ≥ 1.1 (take bf16) in 1 of 48 and 1 of 90 probes (a median of paired ratios: 2 of 90) — enough for one item
-    of a Ray batch to compute in another precision than the rest. AVX512-BF16 without AMX stays float32: such an Intel CPU made a TDDIP step 1.3–1.4× *slower* in bf16, an
-    AMD EPYC made a ``fast`` step 1.24× faster (``bench/amp_speed.py``); ``amp="bf16"`` (``--amp bf16``) opts in there.
-    With AMX a TDDIP step was 1.8× faster. Without bf16 instructions bf16 is emulated, and slower still.
+    """Whether ``device`` computes bfloat16 convolutions faster than float32: a CUDA GPU that supports bf16, a CPU
+    with AMX tiles, or an AMD CPU with AVX512-BF16. Decided by the instruction set and the vendor alone, so that the
+    same command on the same machine always computes in the same precision and gives the same bytes. A timed probe
+    of two convolutions decided until it was found to flip under load: on a CPU where it reads 0.6–0.75, four and
+    six processes sharing 2 cores made it read ≥ 1.1 (take bf16) in 1 of 48 and 1 of 90 probes (a median of paired
+    ratios: 2 of 90) — enough for one item of a Ray batch to compute in another precision than the rest. With AMX a
+    TDDIP step was 1.8× faster in bf16; with AVX512-BF16 alone an Intel CPU made a TDDIP step 1.3–1.4× and a ``fast``
+    step 1.02–1.05× *slower*, an AMD EPYC a ``fast`` step 1.24× faster (``bench/amp_speed.py``). Without bf16
+    instructions bf16 is emulated, and slower still. ``amp="bf16"`` / ``"off"`` (``--amp``) overrides the choice.
 
     >>> isinstance(native_bf16("cpu"), bool)
     True
@@ -39,10 +41,29 @@ def native_bf16(device: str | torch.device) -> bool:
     if d.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if d.type == "cpu":
-        # torch exposes this probe only under a private name; a torch without it counts as "no".
-        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-        return bool(amx()) if amx is not None else False
+        # torch exposes these probes only under private names; a torch without them counts as "no".
+        amx, avx_bf16 = (getattr(torch.cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+        if amx is not None and amx():
+            return True
+        return avx_bf16 is not None and bool(avx_bf16()) and cpu_vendor() == "AuthenticAMD"
     return False
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_vendor() -> str:
+    """The CPU's vendor as Linux reports it (``GenuineIntel``, ``AuthenticAMD``), or "" where it cannot tell.
+
+    >>> isinstance(cpu_vendor(), str)
+    True
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 @dataclass
@@ -90,7 +111,7 @@ class FitConfig:
     batch_seed: int = 0
     compile: bool = False  # torch.compile the forward pass (inductor); pays off on GPUs, not on small CPUs
     # None/"off" | "bf16" | "auto": autocast the forward pass to bfloat16 (the loss stays float32); "auto" only where
-    # bf16 is the faster (:func:`native_bf16`: a CUDA GPU with bf16, a CPU with AMX).
+    # bf16 is the faster (:func:`native_bf16`: a CUDA GPU with bf16, a CPU with AMX, an AMD CPU with AVX512-BF16).
     amp: str | None = None
     # NHWC memory layout for the generator. None: on an AVX-512 CPU for networks NHWC_MIN_CHANNELS wide or more (there
     # every preset's network ran 1.03-1.25x faster per step in it: bench/layout_speed.py); not on a GPU (channels_last_on).
