@@ -9,10 +9,12 @@
     python bench/hybrid.py --seeds 0 --methods tddip --blend --dc-sweep     # TDDIP blended with / pulling k-t TV
     python bench/hybrid.py --seeds 0 --setting "4 coils"    # a setting of bench/classical_tuned.py (PINCAT, measured maps…)
     python bench/hybrid.py --seeds 0 --setting "13 spokes" --methods tv tddip   # radial
+    python bench/hybrid.py --seeds 0 1 2 --methods tv "tv --fourier 1e-4" lps   # the classical methods alone
     python bench/hybrid.py --seeds 0 --setting "21 spokes" --methods tddip --save-net n.pt   # radial tuning setting;
                                                                   # then bench/pull_sweep.py n.pt --setting "21 spokes"
 
-A method is ``tv`` or ``tddip`` followed by options: ``--steps N`` (optimizer steps, in float32 too),
+A method is ``tv`` (``tv --fourier λ``: with a temporal Fourier L1, ``tv --fourier 1e-4`` the tuned one), another
+classical method of :func:`~deepprior.mri.methods.reconstruct`, or ``tddip`` followed by options: ``--steps N`` (optimizer steps, in float32 too),
 ``--channels C`` (decoder width; ``C0,C1,…`` one per level, from the seed to the image), ``--fine-channels C`` (the
 width at the image's level; ``--fine-channels 64`` is the decoder before the preset narrowed that level),
 ``--amp off|bf16|auto`` (bfloat16 network), ``--dc`` (end with the exact data-consistency step, the preset's default;
@@ -20,8 +22,9 @@ the network image is reported beside it), ``--dc-weight μ|auto`` (its weight; `
 the held-out samples), ``--patience N`` (sweeps of the held-out rule), ``--tv-weight λ`` (DIP-TV), ``--init tv``
 (start at the k-t TV image), ``--lr`` (learning rate), ``--lr-schedule step|none`` with ``--lr-step N`` /
 ``--lr-gamma g`` (StepLR: steps between drops, factor per drop; the preset runs at a constant rate),
-``--manifold`` (helix, circle, line), ``--batch N`` (frames per step), ``--dc-regs tv|off`` (k-t TV's terms in the final step, the preset's default, or
-the plain step) with ``--dc-pull r`` (the pull towards the network image, r × the held-out μ), ``--time-limit s``
+``--manifold`` (helix, circle, line), ``--batch N`` (frames per step), ``--dc-regs tvf|tv|off`` (the final step's
+terms: k-t TV with the temporal Fourier term, the preset's default; k-t TV alone, the default before; or the plain
+step) with ``--dc-pull r`` (the pull towards the network image, r × the held-out μ), ``--time-limit s``
 (seconds of fitting). With the TV terms on, the row also gives the plain step at the same μ on the same network image.
 Every row is scored in the whole FOV and in the fixed cardiac region of interest
 (:func:`deepprior.mri.metrics.motion_roi`); the simulation's noise and mask and the network's weights follow the
@@ -54,7 +57,7 @@ from deepprior.mri.io import load_series
 from deepprior.mri.methods import reconstruct
 from deepprior.mri.metrics import motion_roi, mri_metrics
 from deepprior.mri.common import weighted
-from deepprior.mri.pics import kt_tv_terms, pics
+from deepprior.mri.pics import KT_FOURIER, kt_tv_terms, pics
 from deepprior.presets import get_preset
 
 FIXED_DC = 3e-3  # the tddip-cpu preset's former dc_weight, tuned on OCMR k-t R = 4 (noiseless model)
@@ -84,11 +87,16 @@ def method_options(spec: str) -> tuple[str, dict]:
     ap.add_argument("--patience", type=int, help="sweeps of the held-out rule (a long one runs to the budget and "
                                                   "replays shorter ones)")
     ap.add_argument("--manifold", choices=("helix", "circle", "line"))
-    ap.add_argument("--dc-regs", choices=("tv", "off"), help="k-t TV's terms in the final data-consistency step, or none")
+    ap.add_argument("--dc-regs", choices=("tvf", "tv", "off"),
+                    help="the final data-consistency step's terms: k-t TV with its temporal Fourier term (the preset's), "
+                         "k-t TV alone (the preset's before), or none")
     ap.add_argument("--dc-pull", type=float, help="its pull towards the network image, as a factor of the chosen μ")
     ap.add_argument("--time-limit", type=float, help="seconds of fitting (instead of the preset's budget)")
     ap.add_argument("--batch", type=int, help="frames per optimizer step (the preset's 1, as the reference)")
+    ap.add_argument("--fourier", type=float, help="tv: λ of a temporal Fourier L1 beside k-t TV (KT_FOURIER is tuned)")
     o = ap.parse_args(words[1:])
+    if words[0] == "tv" and o.fourier is not None:
+        return "tv", {"fourier": o.fourier}
     if words[0] != "tddip":
         return words[0], {}
     p = get_preset("tddip-cpu", "tddip")
@@ -113,7 +121,7 @@ def method_options(spec: str) -> tuple[str, dict]:
     if o.dc_weight:
         p["dc_weight"] = o.dc_weight if o.dc_weight == "auto" else float(o.dc_weight)
     if o.dc_regs:
-        p["dc_regs"] = kt_tv_terms() if o.dc_regs == "tv" else {}
+        p["dc_regs"] = {"tvf": kt_tv_terms(fourier=KT_FOURIER), "tv": kt_tv_terms(), "off": {}}[o.dc_regs]
     if o.dc_pull:
         p["dc_pull"] = o.dc_pull
     if o.time_limit is not None:  # seconds of fitting, instead of the preset's budget for the whole call

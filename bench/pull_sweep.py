@@ -35,6 +35,12 @@ def main():
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3], help="μ' / μ")
     ap.add_argument("--tv-scales", type=float, nargs="+", default=[1.0], help="factors on the tv method's λ")
     ap.add_argument("--iters", type=int, nargs="+", default=[50], help="ADMM iterations from the network image")
+    ap.add_argument("--extra", nargs="+", default=[""], metavar="TERM=λ[,TERM=λ]",
+                    help="further pics terms beside k-t TV, one set per row group (e.g. fourier-t=1e-4 "
+                         "wavelet=3e-5,fourier-t=1e-4); '' is k-t TV alone")
+    ap.add_argument("--classical", action="store_true",
+                    help="also solve each set of terms without the pull, from the zero-filled image (100 iterations, "
+                         "as the tv method): the classical method with the same terms, side by side")
     a = ap.parse_args()
     torch.set_num_threads(2)
     label, load, _ = setting_loader(torch.from_numpy(abs(load_series(str(OCMR)))), a.setting, a.accel, ap.error)
@@ -55,14 +61,28 @@ def main():
         return
     print(f"| step | PSNR [dB] | ROI PSNR [dB] | time [s] |\n|---|---|---|---|\n| plain, μ {mu:g} | "
           f"{score(dc_step(net, op, y, float(mu)))} | |")
-    for s in a.tv_scales:
-        regs = {k: v * s for k, v in kt_tv_terms().items()}
-        for it in a.iters:
-            for r in a.ratios:
+    for extra in a.extra:
+        more = {}
+        for item in filter(None, extra.split(",")):
+            term, _, lam = item.partition("=")
+            try:
+                more[term] = float(lam)
+            except ValueError:
+                ap.error(f"--extra takes TERM=λ, got {item!r}")
+        for s in a.tv_scales:
+            regs = {**{k: v * s for k, v in kt_tv_terms().items()}, **more}
+            named = "".join(f", {k} {v:g}" for k, v in more.items())
+            if a.classical:
                 t = time.perf_counter()
-                x = pics(op, y, regs, prior=(net, r * float(mu)), x0=net, iters=it).image
-                print(f"| tv × {s:g}, pull {r:g} × μ = {r * float(mu):g}, {it} iterations | {score(x)} | "
+                x = pics(op, y, regs, iters=100).image
+                print(f"| classical: tv × {s:g}{named}, no pull, 100 iterations | {score(x)} | "
                       f"{time.perf_counter() - t:.0f} |", flush=True)
+            for it in a.iters:
+                for r in a.ratios:
+                    t = time.perf_counter()
+                    x = pics(op, y, regs, prior=(net, r * float(mu)), x0=net, iters=it).image
+                    print(f"| tv × {s:g}{named}, pull {r:g} × μ = {r * float(mu):g}, {it} iterations | {score(x)} | "
+                          f"{time.perf_counter() - t:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

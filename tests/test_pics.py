@@ -108,3 +108,23 @@ def test_prior_term_solves_its_normal_equations_and_pulls_towards_the_prior(cine
     assert (b.image - xp).norm() < 0.9 * (a.image - xp).norm()
     with pytest.raises(ConfigError, match="prior"):
         pics(op, y, regs, prior=(xp[:2], 0.3))
+
+
+
+def test_a_temporal_fourier_term_lifts_k_t_tv_on_a_periodic_cine():
+    """Every pixel of this cine follows one cosine over the cycle, so it is sparse along time in Fourier: the ``tv``
+    method's temporal Fourier L1 gains over k-t TV alone at the same TV weights (measured +2.97 dB); ``fourier`` 0 is
+    k-t TV exactly, and a single frame ignores it."""
+    base = cine_phantom(frames=1, n=32)[0]
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
+    series = torch.stack([base * (1 + 0.4 * torch.cos(2 * math.pi * t / 8 + 2 * xx + yy)) for t in range(8)])
+    d = mri.simulate(series, coils=4, pattern="kt-random", accel=4, center=4, snr_db=30, seed=0)
+    kw = {"weight": 3e-4, "temporal": 0.003, "device": "cpu"}
+    plain = mri.reconstruct(d, "tv", **kw)
+    assert torch.equal(mri.reconstruct(d, "tv", fourier=0.0, **kw).image, plain.image)
+    with_f = mri.reconstruct(d, "tv", fourier=1e-3, **kw)
+    assert with_f.info["fourier"] == 1e-3
+    assert with_f.metrics["psnr"] > plain.metrics["psnr"] + 1.5, (with_f.metrics["psnr"], plain.metrics["psnr"])
+    one = mri.simulate(base, coils=2, accel=2, center=4, seed=0)
+    assert torch.equal(mri.reconstruct(one, "tv", fourier=0.01, device="cpu").image,
+                       mri.reconstruct(one, "tv", device="cpu").image)

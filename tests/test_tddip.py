@@ -529,10 +529,11 @@ def test_tddip_cpu_ends_with_the_tv_method_defaults_and_the_cli_turns_them_off(t
 
     from deepprior.cli import main
     from deepprior.mri.io import load_data
-    from deepprior.mri.pics import KT_TV_TEMPORAL, KT_TV_WEIGHT
+    from deepprior.mri.pics import KT_FOURIER, kt_tv_terms
 
-    # the preset spells the tv method's weights out (presets cannot import deepprior.mri): they must agree
-    assert TDDIP_PRESETS["tddip-cpu"]["dc_regs"] == {"tv": KT_TV_WEIGHT, "tv-t": KT_TV_TEMPORAL}
+    # the preset spells the tv method's tuned weights out (presets cannot import deepprior.mri): they must agree, and
+    # the command line's --dc-tv is the preset's step
+    assert TDDIP_PRESETS["tddip-cpu"]["dc_regs"] == kt_tv_terms(fourier=KT_FOURIER)
     np.save(tmp_path / "s.npy", cine_phantom(frames=3, n=16).numpy())
     k = tmp_path / "k.h5"
     assert main(["mri", "simulate", str(tmp_path / "s.npy"), "-o", str(k), "--coils", "2", "--accel", "2",
@@ -544,6 +545,8 @@ def test_tddip_cpu_ends_with_the_tv_method_defaults_and_the_cli_turns_them_off(t
     assert np.allclose(np.load(tmp_path / "off.npy"), r.image.numpy(), atol=1e-6)
     assert r.info["dc"] is not None  # 12 steps leave a poor network image: the held-out samples want a finite μ
     assert not np.allclose(np.load(tmp_path / "on.npy"), r.image.numpy(), atol=1e-6)  # where the TV terms act
+    full = reconstruct(load_data(str(k)), "tddip", iters=12, seed=0, dc_regs=kt_tv_terms(fourier=KT_FOURIER))
+    assert np.allclose(np.load(tmp_path / "on.npy"), full.image.numpy(), atol=1e-6)
 
 
 def test_tddip_budget_leaves_the_final_step_its_timed_share():

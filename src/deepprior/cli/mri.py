@@ -11,7 +11,7 @@ import click
 
 from ..errors import ConfigError, InputError
 from ..mri.methods import METHODS, OPTIONS
-from ..mri.pics import KT_TV_TEMPORAL, KT_TV_WEIGHT, TV_STATIC_WEIGHT, WAVELET_WEIGHT, kt_tv_terms
+from ..mri.pics import KT_FOURIER, KT_TV_TEMPORAL, KT_TV_WEIGHT, TV_STATIC_WEIGHT, WAVELET_WEIGHT, kt_tv_terms
 from ..mri.recon import LPS_LAMBDA_L, LPS_LAMBDA_S
 from ..mri.sampling import PATTERNS
 from ..mri.shots import ORDERS as SHOT_ORDERS
@@ -158,7 +158,7 @@ def _is_series_npy(path, key) -> bool:
 _FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_kind", "cycles": "cycles", "batch": "batch",
           "patience": "patience",
           "lambda-l": "lambda_l", "lambda-s": "lambda_s", "weight": "weight", "checkpoint-every": "checkpoint_every",
-          "lam": "lam", "temporal": "temporal", "tv-weight": "tv_weight", "dc": "dc",
+          "lam": "lam", "temporal": "temporal", "fourier": "fourier", "tv-weight": "tv_weight", "dc": "dc",
           "dc-tv": "dc_regs"}
 
 
@@ -195,6 +195,9 @@ _FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_ki
                    f"L1-wavelet λ (default {WAVELET_WEIGHT}); on data scaled to unit image intensity, as BART's pics.")
 @click.option("--temporal", type=click.FloatRange(min=0), default=None,
               help=f"tv: temporal TV λ (default {KT_TV_TEMPORAL}; series only).")
+@click.option("--fourier", type=click.FloatRange(min=0), default=None,
+              help=f"tv: add a temporal Fourier L1 with this λ (default 0 = k-t TV alone, BART pics -R T's objective; "
+                   f"{KT_FOURIER}, tuned on OCMR, is the strongest classical setting measured; series only).")
 @click.option("--lam", type=click.FloatRange(min=0), default=None,
               help="grappa: Tikhonov weight of the kernel fit (default 0.01); cgsense: Tikhonov weight (default 0).")
 @click.option("--tv-weight", type=click.FloatRange(min=0), default=None,
@@ -203,8 +206,8 @@ _FLAGS = {"motion-lr": "motion_lr", "preset": "preset", "manifold": "manifold_ki
               help="dip, tddip: end with exact data consistency towards the network image, its weight chosen on "
                    "held-out samples (default: the preset's, on).")
 @click.option("--dc-tv/--no-dc-tv", "dc_regs", default=None,
-              help="tddip: make that final step k-t TV (the tv method's weights) pulled towards the network image "
-                   "(default: the preset's, on for tddip-cpu).")
+              help="tddip: make that final step k-t TV with its temporal Fourier term (the tv method's weights, "
+                   f"--fourier {KT_FOURIER}) pulled towards the network image (default: the preset's, on for tddip-cpu).")
 @click.option("--motion", "motion_path", type=click.Path(), default=None,
               help="Multi-shot data: a (shots, 3) motion file (.csv/.npy: dx px, dy px, rotation °) — the known motion "
                    "for cgsense, the start for cg-moco/dip-moco.")
@@ -237,7 +240,7 @@ def mri_recon(data, output, method, iters, plot, resume, gt, key, gif, montage, 
     ck = ckpt_path({"output": output})
     opts = {k: v for k, v in flags.items() if v is not None}
     if "dc_regs" in opts:  # the flag's on/off as the terms the final step takes
-        opts["dc_regs"] = kt_tv_terms() if opts["dc_regs"] else {}
+        opts["dc_regs"] = kt_tv_terms(fourier=KT_FOURIER) if opts["dc_regs"] else {}
     if resume:
         opts["resume"] = ck
     if "checkpoint_every" in opts or resume:

@@ -25,7 +25,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "zerofill": (),
     "grappa": ("lam", "kernel"),
     "cgsense": ("lam", "motion"),
-    "tv": ("weight", "temporal", "rho"),
+    "tv": ("weight", "temporal", "fourier", "rho"),
     "wavelet": ("weight", "rho"),
     "lps": ("lambda_l", "lambda_s"),
     "dip": ("preset", "lr", "stop", "holdout", "patience", "tv_weight", "dc", "checkpoint", "checkpoint_every", "resume"),
@@ -134,7 +134,9 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
 
     Options (refused where they do not apply, see :data:`OPTIONS`): ``grappa`` lam (Tikhonov), kernel (ky, kx);
     ``cgsense`` lam (Tikhonov);
-    ``tv`` weight (spatial λ), temporal (temporal λ), rho — ADMM to convergence, defaults tuned in docs/mri.md;
+    ``tv`` weight (spatial λ), temporal (temporal λ), fourier (a temporal Fourier L1's λ, default 0; the tuned
+    :data:`~deepprior.mri.pics.KT_FOURIER` makes it the strongest classical method on OCMR), rho — ADMM to
+    convergence, defaults tuned in docs/mri.md;
     ``wavelet`` (L1-wavelet, BART pics -l1) weight, rho; ``lps`` lambda_l, lambda_s; ``dip``
     preset (``convdecoder`` | ``skip``), lr, stop, holdout, patience, tv_weight, dc, checkpoint, checkpoint_every,
     resume — see
@@ -196,8 +198,9 @@ def reconstruct(data: MRIData, method: str = "cgsense", *, iters: int | None = N
         op, y = weighted(d)
         if method == "tv":
             info.update(weight=opt("weight", KT_TV_WEIGHT if d.frames > 1 else TV_STATIC_WEIGHT),
-                        temporal=opt("temporal", KT_TV_TEMPORAL))
-            regs = {"tv": info["weight"], "tv-t": info["temporal"] if d.frames > 1 else 0.0}
+                        temporal=opt("temporal", KT_TV_TEMPORAL), fourier=opt("fourier", 0.0))
+            regs = {"tv": info["weight"], "tv-t": info["temporal"] if d.frames > 1 else 0.0,
+                    "fourier-t": info["fourier"] if d.frames > 1 else 0.0}
         else:
             info["weight"] = opt("weight", WAVELET_WEIGHT)
             regs = {"wavelet": info["weight"]}
