@@ -3,6 +3,8 @@
     python bench/hybrid.py --seeds 0 --setting "21 spokes" --methods tddip --save-net net21.pt   # ~9.5 min
     python bench/pull_sweep.py net21.pt --setting "21 spokes" --seed 0                          # ~25 s per row
     python bench/pull_sweep.py net21.pt --setting "21 spokes" --ratios 0.1 --tv-scales 0.5 2 --iters 50 100
+    python bench/pull_sweep.py n4.pt --accel 4 --ratios 0.1 --classical --extra "" fourier-t=1e-4   # more terms,
+                                                              # and the classical method with the same terms beside
 
 The final step of the ``tddip-cpu`` preset solves min ½‖Ax − y‖² + λ_xy TV_xy + λ_t TV_t + μ'/2‖x − x_net‖² over all
 acquired samples (``pics`` from the network image, ``dc_iters`` ADMM iterations), with μ' = ``dc_pull`` × the μ the

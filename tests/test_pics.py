@@ -110,7 +110,6 @@ def test_prior_term_solves_its_normal_equations_and_pulls_towards_the_prior(cine
         pics(op, y, regs, prior=(xp[:2], 0.3))
 
 
-
 def test_a_temporal_fourier_term_lifts_k_t_tv_on_a_periodic_cine():
     """Every pixel of this cine follows one cosine over the cycle, so it is sparse along time in Fourier: the ``tv``
     method's temporal Fourier L1 gains over k-t TV alone at the same TV weights (measured +2.97 dB); ``fourier`` 0 is
